@@ -1,0 +1,294 @@
+// Python bindings of the tokenizer core. The public API lives in tinygpt/tokenizer.py; these
+// are its thin native half. Long calls release the GIL.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "bpe.h"
+#include "pretokenize.h"
+#include "train.h"
+
+namespace py = pybind11;
+
+namespace tinygpt {
+namespace {
+
+PatternKind parse_pattern(const std::string& name) {
+  if (name == "gpt2") return PatternKind::GPT2;
+  if (name == "gpt4") return PatternKind::GPT4;
+  if (name == "custom") return PatternKind::Custom;
+  throw std::invalid_argument("unknown pattern kind '" + name + "'");
+}
+
+std::string_view utf8_of(const py::handle& s) {
+  if (!PyUnicode_Check(s.ptr())) 
+    throw py::type_error(std::string("expected str, got ") + Py_TYPE(s.ptr())->tp_name);
+  Py_ssize_t n;
+  const char* p = PyUnicode_AsUTF8AndSize(s.ptr(), &n);
+  if (!p) throw py::error_already_set();  // e.g. lone surrogates
+  return {p, static_cast<size_t>(n)};
+}
+
+std::string_view bytes_of(const py::handle& b) {
+  char* p;
+  Py_ssize_t n;
+  if (PyBytes_Check(b.ptr())) {
+    PyBytes_AsStringAndSize(b.ptr(), &p, &n);
+    return {p, static_cast<size_t>(n)};
+  }
+  throw py::type_error("expected bytes");
+}
+
+// Python ints for every id, so that building result lists costs one increment per token.
+class IntCache {
+ public:
+  explicit IntCache(size_t n) {
+    objs_.reserve(n);
+    for (size_t i = 0; i < n; ++i) objs_.push_back(py::int_(i));
+  }
+  py::list to_list(const std::vector<uint32_t>& ids) const {
+    PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
+    if (!list) throw py::error_already_set();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      PyObject* o = objs_[ids[i]].ptr();
+      Py_INCREF(o);
+      PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), o);
+    }
+    return py::reinterpret_steal<py::list>(list);
+  }
+
+ private:
+  std::vector<py::object> objs_;
+};
+
+struct PyBPE {
+  BPE bpe;
+  IntCache ints;
+
+  PyBPE(const py::list& tokens, const std::vector<std::pair<uint32_t, uint32_t>>& merges,
+        std::vector<std::pair<std::string, uint32_t>> specials, const std::string& pattern,
+        bool whole_piece)
+      : bpe(make(tokens, merges, std::move(specials), pattern, whole_piece)), ints(bpe.id_limit()) {}
+
+  static BPE make(const py::list& tokens, const std::vector<std::pair<uint32_t, uint32_t>>& merges,
+                  std::vector<std::pair<std::string, uint32_t>> specials, const std::string& pattern,
+                  bool whole_piece) {
+    std::vector<std::string> toks(tokens.size());
+    std::vector<uint8_t> present(tokens.size(), 0);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      py::handle t = tokens[i];
+      if (t.is_none()) continue;
+      toks[i] = std::string(bytes_of(t));
+      present[i] = 1;
+    }
+    return BPE(std::move(toks), std::move(present), merges, std::move(specials),
+               parse_pattern(pattern), whole_piece);
+  }
+
+  void check_disallowed(std::string_view text, const std::vector<int>& disallowed) const {
+    if (disallowed.empty()) return;
+    int s = bpe.find_special(text, disallowed);
+    if (s >= 0)
+      throw py::value_error("the text contains the special token '" + bpe.specials()[s].first +
+                            "', which is not allowed: pass allowed_special={'" +
+                            bpe.specials()[s].first + "'} (or \"all\") to encode it as a special "
+                            "token, or disallowed_special=() to encode it as plain text");
+  }
+
+  void check_indices(const std::vector<int>& idx) const {
+    for (int i : idx)
+      if (i < 0 || static_cast<size_t>(i) >= bpe.specials().size())
+        throw py::index_error("special token index out of range");
+  }
+
+  void encode_into(std::string_view text, const std::vector<int>& allowed,
+                   std::vector<uint32_t>& out) const {
+    if (allowed.empty())
+      bpe.encode_ordinary(text, out);
+    else
+      bpe.encode_with_specials(text, allowed, out);
+  }
+
+  py::list encode(const py::str& text, const std::vector<int>& allowed,
+                  const std::vector<int>& disallowed) {
+    check_indices(allowed);
+    check_indices(disallowed);
+    std::string_view t = utf8_of(text);
+    std::vector<uint32_t> out;
+    {
+      py::gil_scoped_release nogil;
+      check_disallowed(t, disallowed);
+      encode_into(t, allowed, out);
+    }
+    return ints.to_list(out);
+  }
+
+  py::list encode_bytes(const py::bytes& data) {
+    std::string_view t = bytes_of(data);
+    std::vector<uint32_t> out;
+    {
+      py::gil_scoped_release nogil;
+      bpe.encode_ordinary(t, out);
+    }
+    return ints.to_list(out);
+  }
+
+  py::list encode_pieces(const py::list& pieces) {
+    std::vector<std::string_view> views;
+    views.reserve(pieces.size());
+    for (py::handle p : pieces) views.push_back(bytes_of(p));
+    std::vector<uint32_t> out;
+    {
+      py::gil_scoped_release nogil;
+      for (auto v : views) bpe.encode_piece(v, out);
+    }
+    return ints.to_list(out);
+  }
+
+  py::list encode_batch(const py::list& texts, const std::vector<int>& allowed,
+                        const std::vector<int>& disallowed, int num_threads) {
+    check_indices(allowed);
+    check_indices(disallowed);
+    std::vector<std::string_view> views;
+    views.reserve(texts.size());
+    size_t total = 0;
+    for (py::handle t : texts) {
+      views.push_back(utf8_of(t));
+      total += views.back().size();
+    }
+    std::vector<std::vector<uint32_t>> outs(views.size());
+    std::string error;
+    {
+      py::gil_scoped_release nogil;
+      // Contiguous ranges of about equal bytes, one per thread.
+      size_t nt = std::max(1, std::min<int>(num_threads, static_cast<int>(views.size())));
+      if (total < (64u << 10)) nt = 1;
+      std::vector<size_t> bounds{0};
+      size_t acc = 0, per = total / nt + 1;
+      for (size_t i = 0; i < views.size(); ++i) {
+        acc += views[i].size();
+        if (acc >= per * bounds.size() && bounds.size() < nt) bounds.push_back(i + 1);
+      }
+      bounds.push_back(views.size());
+      std::vector<std::string> errors(bounds.size());
+      auto work = [&](size_t r) {
+        try {
+          for (size_t i = bounds[r]; i < bounds[r + 1]; ++i) {
+            check_disallowed(views[i], disallowed);
+            encode_into(views[i], allowed, outs[i]);
+          }
+        } catch (const std::exception& e) {
+          errors[r] = e.what();
+        }
+      };
+      std::vector<std::thread> pool;
+      for (size_t r = 1; r + 1 < bounds.size(); ++r) pool.emplace_back(work, r);
+      work(0);
+      for (auto& th : pool) th.join();
+      for (auto& e : errors)
+        if (!e.empty() && error.empty()) error = e;
+    }
+    if (!error.empty()) throw py::value_error(error);
+    py::list result(views.size());
+    for (size_t i = 0; i < outs.size(); ++i) result[i] = ints.to_list(outs[i]);
+    return result;
+  }
+
+  py::bytes decode_bytes(const py::handle& ids) {
+    PyObject* seq = PySequence_Fast(ids.ptr(), "token ids must be a sequence of ints");
+    if (!seq) throw py::error_already_set();
+    auto guard = py::reinterpret_steal<py::object>(seq);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject** items = PySequence_Fast_ITEMS(seq);
+    std::vector<int64_t> v(static_cast<size_t>(n));
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* o = items[i];
+      if (!PyLong_Check(o))
+        throw py::type_error("token ids must be ints, got " +
+                             std::string(Py_TYPE(o)->tp_name) + " at position " + std::to_string(i));
+      int overflow = 0;
+      long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+      v[i] = overflow ? -1 : x;
+    }
+    std::string out;
+    int64_t bad = 0;
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      out.reserve(v.size() * 4);
+      ok = bpe.decode(v.data(), v.size(), out, &bad);
+    }
+    if (!ok)
+      throw py::value_error("token id " + std::to_string(bad) + " is not in the vocabulary (ids go up to " +
+                            std::to_string(bpe.id_limit() - 1) + ")");
+    return py::bytes(out);
+  }
+};
+
+}  // namespace
+
+void bind_tokenizer(py::module_& m) {
+  m.def(
+      "pretokenize_offsets",
+      [](const std::string& pattern, const py::bytes& data) {
+        PatternKind k = parse_pattern(pattern);
+        if (k == PatternKind::Custom) throw py::value_error("only built-in patterns split natively");
+        std::string_view t = bytes_of(data);
+        std::vector<std::pair<size_t, size_t>> out;
+        pretok::split(k == PatternKind::GPT2 ? pretok::Pattern::GPT2 : pretok::Pattern::GPT4,
+                      t.data(), t.size(), [&](size_t b, size_t e) { out.emplace_back(b, e); });
+        return out;
+      },
+      py::arg("pattern"), py::arg("data"),
+      "Byte offsets (begin, end) of the pre-tokens of UTF-8 data under a built-in pattern.");
+
+  py::class_<PyBPE>(m, "BPE")
+      .def(py::init<const py::list&, const std::vector<std::pair<uint32_t, uint32_t>>&,
+                    std::vector<std::pair<std::string, uint32_t>>, const std::string&, bool>(),
+           py::arg("tokens"), py::arg("merges"), py::arg("specials"), py::arg("pattern"),
+           py::arg("whole_piece"))
+      .def("encode", &PyBPE::encode, py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
+      .def("encode_bytes", &PyBPE::encode_bytes, py::arg("data"))
+      .def("encode_pieces", &PyBPE::encode_pieces, py::arg("pieces"))
+      .def("encode_batch", &PyBPE::encode_batch, py::arg("texts"), py::arg("allowed"),
+           py::arg("disallowed"), py::arg("num_threads"))
+      .def("decode_bytes", &PyBPE::decode_bytes, py::arg("ids"))
+      .def("derive_merges", [](PyBPE& self) { return self.bpe.derive_merges(); });
+
+  py::class_<WordCounter>(m, "WordCounter")
+      .def(py::init([](const std::string& pattern, std::vector<std::string> specials, int threads) {
+             return new WordCounter(parse_pattern(pattern), std::move(specials), threads);
+           }),
+           py::arg("pattern"), py::arg("specials"), py::arg("num_threads"))
+      .def("add_texts",
+           [](WordCounter& self, const py::list& texts) {
+             std::vector<std::string_view> views;
+             views.reserve(texts.size());
+             for (py::handle t : texts) views.push_back(utf8_of(t));
+             py::gil_scoped_release nogil;
+             self.add_texts(views);
+           })
+      .def("add_file",
+           [](WordCounter& self, const std::string& path) {
+             py::gil_scoped_release nogil;
+             self.add_file(path);
+           })
+      .def("add_piece", [](WordCounter& self, const py::bytes& piece,
+                           uint64_t count) { self.add_piece(bytes_of(piece), count); })
+      .def_property_readonly("num_words", &WordCounter::num_words)
+      .def_property_readonly("num_bytes", &WordCounter::num_bytes)
+      .def("train", [](const WordCounter& self, size_t n) {
+        WordCounter::Result r;
+        {
+          py::gil_scoped_release nogil;
+          r = self.train(n);
+        }
+        py::list toks;
+        for (auto& t : r.new_tokens) toks.append(py::bytes(t));
+        return py::make_tuple(toks, r.merges);
+      });
+}
+
+}  // namespace tinygpt

@@ -1,0 +1,715 @@
+"""Byte-level BPE tokenizer (GPT-2 / tiktoken style) with a native core.
+
+Pre-tokenization splits text with a regex pattern ("gpt2", "gpt4" = cl100k, or a custom regex);
+each pre-token is then merged by rank. The built-in patterns are split by hand-written native
+code; custom patterns go through the `regex` module.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import hashlib
+import json
+import os
+import warnings
+from collections import Counter
+from typing import Iterable, Mapping, Sequence, Union
+
+from tinygpt import _C
+
+__all__ = ["Tokenizer", "IncrementalDecoder", "GPT2_PATTERN", "GPT4_PATTERN"]
+
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT4_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+# tiktoken's r50k/p50k spelling of the GPT-2 pattern: the same splits, written for speed.
+_GPT2_PATTERN_TIKTOKEN = (
+    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+)
+_NATIVE = {GPT2_PATTERN: "gpt2", _GPT2_PATTERN_TIKTOKEN: "gpt2", GPT4_PATTERN: "gpt4"}
+PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+
+FORMAT = "tinygpt-tokenizer"
+FORMAT_VERSION = 1
+EOT = "<|endoftext|>"
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _resolve_pattern(pattern: str) -> tuple[str, str]:
+    """(regex string, native kind) for a pattern name or regex."""
+    if not isinstance(pattern, str) or not pattern:
+        raise TypeError(f"pattern must be 'gpt2', 'gpt4' or a regex string, got {pattern!r}")
+    pat = PATTERNS.get(pattern, pattern)
+    kind = _NATIVE.get(pat, "custom")
+    if kind == "custom":
+        import regex
+
+        try:
+            regex.compile(pat)
+        except regex.error as e:
+            raise ValueError(f"invalid pre-tokenizer pattern {pat!r}: {e}") from None
+    return pat, kind
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map used by byte-level tokenizer.json."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+_BYTE_TO_CHAR = _bytes_to_unicode()
+_CHAR_TO_BYTE = {c: b for b, c in _BYTE_TO_CHAR.items()}
+
+
+def _hf_token_bytes(s: str, where: str) -> bytes:
+    try:
+        return bytes(_CHAR_TO_BYTE[c] for c in s)
+    except KeyError:
+        raise ValueError(f"{where}: token {s!r} is not byte-level encoded") from None
+
+
+def _default_threads(num_threads: int | None) -> int:
+    if num_threads is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
+    if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+    return num_threads
+
+
+def _looks_like_paths(items: Sequence) -> bool:
+    """A list of str is taken as file paths only when every entry names an existing file."""
+    if not items:
+        return False
+    if all(isinstance(x, os.PathLike) for x in items):
+        return True
+    return all(
+        isinstance(x, str) and len(x) < 4096 and "\n" not in x and os.path.isfile(x) for x in items
+    )
+
+
+class IncrementalDecoder:
+    """Turns a stream of token ids into text without ever emitting half a UTF-8 character.
+
+    >>> dec = tok.decoder()
+    >>> for i in ids: print(dec.add([i]), end="")
+    >>> print(dec.flush())
+    """
+
+    def __init__(self, tokenizer: "Tokenizer", errors: str = "replace"):
+        self._tok = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors=errors)
+
+    def add(self, ids: Iterable[int] | int) -> str:
+        """Feeds ids; returns the text they complete (possibly empty)."""
+        if isinstance(ids, int):
+            ids = [ids]
+        return self._utf8.decode(self._tok.decode_bytes(ids))
+
+    def flush(self) -> str:
+        """Ends the stream: a dangling partial character becomes U+FFFD."""
+        return self._utf8.decode(b"", final=True)
+
+
+class Tokenizer:
+    """A byte-level BPE tokenizer. Make one with `Tokenizer.train`, `Tokenizer.load`,
+    `Tokenizer.from_tiktoken` or `Tokenizer.from_huggingface`."""
+
+    def __init__(
+        self,
+        tokens: Sequence[bytes | None],
+        *,
+        special_tokens: Mapping[str, int] | None = None,
+        pattern: str = "gpt4",
+        merges: Sequence[tuple[int, int]] | None = None,
+        ignore_merges: bool = True,
+    ):
+        """Low-level constructor: `tokens[id]` is the byte string of token `id` (None for an unused
+        id). Without `merges`, ids are ranks (tiktoken semantics); with `merges`, those pairs apply
+        in list order (Hugging Face semantics) and `ignore_merges` emits pre-tokens that are in the
+        vocabulary whole."""
+        self._pattern, self._kind = _resolve_pattern(pattern)
+        tokens = list(tokens)
+        specials = dict(special_tokens or {})
+        for name, i in specials.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"special token names must be non-empty str, got {name!r}")
+            if not isinstance(i, int) or i < 0:
+                raise ValueError(f"special token {name!r} has invalid id {i!r}")
+            while len(tokens) <= i:
+                tokens.append(None)
+            if tokens[i] is not None and tokens[i] != name.encode():
+                raise ValueError(f"special token {name!r}: id {i} already holds another token")
+            tokens[i] = name.encode()
+        self._tokens = tokens
+        self._specials = specials
+        self._special_names = list(specials)
+        self._merges = None if merges is None else [tuple(map(int, m)) for m in merges]
+        self._ignore_merges = bool(ignore_merges) if merges is not None else True
+        try:
+            self._core = _C.BPE(
+                tokens,
+                self._merges or [],
+                list(specials.items()),
+                self._kind,
+                self._ignore_merges,
+            )
+        except TypeError as e:
+            raise TypeError(f"tokens must be bytes or None: {e}") from None
+        if self._kind == "custom":
+            import regex
+
+            self._regex = regex.compile(self._pattern)
+        self._fingerprint = None
+
+    # ----------------------------------------------------------------------------- properties
+    @property
+    def vocab_size(self) -> int:
+        """One more than the largest token id (special tokens included)."""
+        return len(self._tokens)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        return dict(self._specials)
+
+    @property
+    def eot_token(self) -> int | None:
+        """Id of `<|endoftext|>`, or None if this tokenizer has no such token."""
+        return self._specials.get(EOT)
+
+    @property
+    def pattern(self) -> str:
+        """The pre-tokenizer regex."""
+        return self._pattern
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the tokenizer's content: equal fingerprints mean identical encodings."""
+        if self._fingerprint is None:
+            blob = json.dumps(self._state(), sort_keys=True, separators=(",", ":")).encode()
+            self._fingerprint = hashlib.sha256(blob).hexdigest()
+        return self._fingerprint
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self.decode_bytes([token_id])
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __repr__(self) -> str:
+        name = _NATIVE.get(self._pattern, "custom")
+        return (
+            f"Tokenizer(vocab_size={self.vocab_size}, pattern={name!r}, "
+            f"special_tokens={self._specials})"
+        )
+
+    # ------------------------------------------------------------------------------- encoding
+    def _special_sets(self, allowed_special, disallowed_special) -> tuple[list[int], list[int]]:
+        names = self._special_names
+        if allowed_special == "all":
+            allowed = set(names)
+        else:
+            if isinstance(allowed_special, str):
+                raise TypeError('allowed_special must be a set of names or "all"')
+            allowed = set(allowed_special)
+            unknown = allowed - set(names)
+            if unknown:
+                raise ValueError(f"unknown special tokens in allowed_special: {sorted(unknown)}")
+        if disallowed_special == "all":
+            disallowed = set(names) - allowed
+        else:
+            if isinstance(disallowed_special, str):
+                raise TypeError('disallowed_special must be a set of names or "all"')
+            disallowed = set(disallowed_special)
+        index = {n: i for i, n in enumerate(names)}
+        return sorted(index[n] for n in allowed), sorted(index[n] for n in disallowed if n in index)
+
+    @staticmethod
+    def _check_text(text) -> None:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+
+    def encode(self, text: str, *, allowed_special=(), disallowed_special="all") -> list[int]:
+        """Encodes text. A special token appearing in the text raises ValueError unless it is in
+        `allowed_special` (a set of names, or "all"; then it becomes its id) or excluded from
+        `disallowed_special` (then it is encoded as plain text), as in tiktoken."""
+        self._check_text(text)
+        allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
+        if self._kind == "custom":
+            return self._encode_custom(text, allowed, disallowed)
+        return self._core.encode(text, allowed, disallowed)
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encodes text, treating special-token strings as plain text."""
+        self._check_text(text)
+        if self._kind == "custom":
+            return self._encode_custom(text, [], [])
+        return self._core.encode(text, [], [])
+
+    def encode_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        allowed_special=(),
+        disallowed_special="all",
+        num_threads: int | None = None,
+    ) -> list[list[int]]:
+        """Encodes many texts in parallel (native threads, GIL released)."""
+        if isinstance(texts, str):
+            raise TypeError("encode_batch takes a list of str, not a single str")
+        texts = list(texts)
+        for t in texts:
+            self._check_text(t)
+        allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
+        if self._kind == "custom":
+            return [self._encode_custom(t, allowed, disallowed) for t in texts]
+        return self._core.encode_batch(texts, allowed, disallowed, _default_threads(num_threads))
+
+    def encode_bytes(self, data: bytes) -> list[int]:
+        """Encodes arbitrary bytes; invalid UTF-8 bytes pre-tokenize as punctuation would, and
+        `decode_bytes` gives the input back exactly."""
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        if not isinstance(data, bytes):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        if self._kind == "custom":
+            text = data.decode("utf-8", errors="surrogateescape")
+            pieces = [p.encode("utf-8", "surrogateescape") for p in self._regex.findall(text)]
+            return self._core.encode_pieces(pieces)
+        return self._core.encode_bytes(data)
+
+    def _encode_custom(self, text: str, allowed: list[int], disallowed: list[int]) -> list[int]:
+        names = self._special_names
+        for i in disallowed:
+            if names[i] in text:
+                raise ValueError(
+                    f"the text contains the special token {names[i]!r}, which is not allowed: pass "
+                    f"allowed_special={{{names[i]!r}}} (or \"all\") to encode it as a special token"
+                )
+        out: list[int] = []
+        segments = [text]
+        if allowed:
+            import regex
+
+            alt = "|".join(regex.escape(names[i]) for i in sorted(allowed, key=lambda i: -len(names[i])))
+            segments = regex.split(f"({alt})", text)
+        for k, seg in enumerate(segments):
+            if k % 2:
+                out.append(self._specials[seg])
+            elif seg:
+                out.extend(self._core.encode_pieces([p.encode() for p in self._regex.findall(seg)]))
+        return out
+
+    # ------------------------------------------------------------------------------- decoding
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The bytes of the tokens. Unknown ids raise ValueError."""
+        if not isinstance(ids, (list, tuple)):
+            if isinstance(ids, (str, bytes)):
+                raise TypeError("ids must be a sequence of ints")
+            ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        return self._core.decode_bytes(ids)
+
+    def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
+        """Text of the tokens; invalid UTF-8 becomes U+FFFD (with the default errors="replace")."""
+        return self.decode_bytes(ids).decode("utf-8", errors=errors)
+
+    def decoder(self, errors: str = "replace") -> IncrementalDecoder:
+        """An incremental decoder for streaming generation."""
+        return IncrementalDecoder(self, errors)
+
+    # ------------------------------------------------------------------------------- training
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str] | Sequence[PathLike],
+        vocab_size: int,
+        *,
+        pattern: str = "gpt4",
+        special_tokens: Sequence[str] = (EOT,),
+        num_threads: int | None = None,
+    ) -> "Tokenizer":
+        """Learns a byte-level BPE vocabulary of `vocab_size` tokens (256 bytes + merges +
+        special tokens). `texts` is an iterable of str, or a list of file paths (pathlib.Path, or
+        str naming existing files), streamed from disk. Occurrences of the special tokens in the
+        text are cut out. Deterministic: the same input gives the same vocabulary whatever
+        `num_threads` is. Merge ties go to the smaller (left id, right id) pair."""
+        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
+            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+        if isinstance(special_tokens, str):
+            special_tokens = (special_tokens,)
+        specials = list(special_tokens)
+        if len(set(specials)) != len(specials):
+            raise ValueError(f"duplicate special tokens: {specials}")
+        for s in specials:
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"special tokens must be non-empty str, got {s!r}")
+        minimum = 256 + len(specials)
+        if vocab_size < minimum:
+            raise ValueError(
+                f"vocab_size={vocab_size} is too small: a byte-level BPE needs at least 256 byte "
+                f"tokens + {len(specials)} special tokens = {minimum}"
+            )
+        pat, kind = _resolve_pattern(pattern)
+        threads = _default_threads(num_threads)
+        counter = _C.WordCounter(kind, specials, threads)
+        if kind == "custom":
+            cls._count_custom(counter, texts, pat, specials)
+        else:
+            cls._count_native(counter, texts)
+        if counter.num_bytes == 0:
+            raise ValueError("empty corpus: there is no text to train on")
+        want = vocab_size - minimum
+        new_tokens, _ = counter.train(want)
+        if len(new_tokens) < want:
+            warnings.warn(
+                f"the corpus only supports {len(new_tokens)} merges, so the vocabulary has "
+                f"{minimum + len(new_tokens)} tokens instead of {vocab_size}",
+                stacklevel=2,
+            )
+        tokens = [bytes([b]) for b in range(256)] + list(new_tokens)
+        ids = {s: len(tokens) + k for k, s in enumerate(specials)}
+        return cls(tokens, special_tokens=ids, pattern=pat)
+
+    @staticmethod
+    def _iter_sources(texts):
+        """Yields ('file', path) or ('text', str)."""
+        if isinstance(texts, (str, bytes)):
+            raise TypeError(
+                "texts must be an iterable of str or a list of file paths, not a single "
+                f"{type(texts).__name__}: wrap it in a list"
+            )
+        if isinstance(texts, os.PathLike):
+            texts = [texts]
+        if isinstance(texts, (list, tuple)) and _looks_like_paths(texts):
+            for p in texts:
+                yield "file", os.fspath(p)
+            return
+        for t in texts:
+            if isinstance(t, os.PathLike):
+                yield "file", os.fspath(t)
+            elif isinstance(t, str):
+                yield "text", t
+            else:
+                raise TypeError(f"texts must contain str or paths, got {type(t).__name__}")
+
+    @classmethod
+    def _count_native(cls, counter, texts) -> None:
+        batch: list[str] = []
+        size = 0
+        for kind, item in cls._iter_sources(texts):
+            if kind == "file":
+                if not os.path.isfile(item):
+                    raise FileNotFoundError(f"training file not found: {item}")
+                counter.add_file(item)
+                continue
+            batch.append(item)
+            size += len(item)
+            if size >= 8 << 20:
+                counter.add_texts(batch)
+                batch, size = [], 0
+        if batch:
+            counter.add_texts(batch)
+
+    @classmethod
+    def _count_custom(cls, counter, texts, pat: str, specials: list[str]) -> None:
+        import regex
+
+        rx = regex.compile(pat)
+        cut = regex.compile("|".join(regex.escape(s) for s in sorted(specials, key=len, reverse=True)))
+        counts: Counter = Counter()
+
+        def add(text: str) -> None:
+            for seg in cut.split(text) if specials else [text]:
+                counts.update(rx.findall(seg))
+
+        for kind, item in cls._iter_sources(texts):
+            if kind == "file":
+                if not os.path.isfile(item):
+                    raise FileNotFoundError(f"training file not found: {item}")
+                with open(item, "rb") as f:
+                    raw = f.read()
+                try:
+                    add(raw.decode("utf-8"))
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"'{item}' is not valid UTF-8 at byte offset {e.start}") from None
+            else:
+                add(item)
+        for piece, n in sorted(counts.items()):
+            counter.add_piece(piece.encode(), n)
+
+    # ---------------------------------------------------------------------------- persistence
+    def _state(self) -> dict:
+        special_ids = set(self._specials.values())
+        state = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "pattern": self._pattern,
+            "mode": "ranks" if self._merges is None else "merges",
+            "tokens": [
+                None if (t is None or i in special_ids) else base64.b64encode(t).decode("ascii")
+                for i, t in enumerate(self._tokens)
+            ],
+            "special_tokens": dict(self._specials),
+        }
+        if self._merges is not None:
+            state["merges"] = [list(m) for m in self._merges]
+            state["ignore_merges"] = self._ignore_merges
+        return state
+
+    def save(self, path: PathLike) -> None:
+        """Writes the tokenizer as JSON (format documented in the README), atomically."""
+        path = os.fspath(path)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self._state(), f, indent=None, separators=(",", ":"))
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: PathLike) -> "Tokenizer":
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"tokenizer file not found: {path}")
+        try:
+            with open(path, encoding="utf-8") as f:
+                state = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a tinygpt tokenizer file (unreadable JSON: {e})") from None
+        return cls._from_state(state, path)
+
+    @classmethod
+    def _from_state(cls, state, where: str) -> "Tokenizer":
+        def bad(msg: str) -> ValueError:
+            return ValueError(f"{where} is not a valid tinygpt tokenizer file: {msg}")
+
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise bad(f"missing \"format\": \"{FORMAT}\"")
+        version = state.get("version")
+        if not isinstance(version, int):
+            raise bad("missing version")
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{where} was written by a newer tinygpt (tokenizer format version {version}; "
+                f"this one reads up to {FORMAT_VERSION}): upgrade tinygpt"
+            )
+        try:
+            pattern = state["pattern"]
+            mode = state["mode"]
+            raw = state["tokens"]
+            specials = state["special_tokens"]
+            if mode not in ("ranks", "merges") or not isinstance(raw, list):
+                raise bad(f"unknown mode {mode!r}")
+            if not isinstance(specials, dict):
+                raise bad("special_tokens must be an object")
+            tokens = [None if t is None else base64.b64decode(t, validate=True) for t in raw]
+            merges = None
+            if mode == "merges":
+                merges = [(int(a), int(b)) for a, b in state["merges"]]
+            return cls(
+                tokens,
+                special_tokens=specials,
+                pattern=pattern,
+                merges=merges,
+                ignore_merges=bool(state.get("ignore_merges", False)),
+            )
+        except ValueError as e:
+            if str(e).startswith(where):
+                raise
+            raise bad(str(e)) from None
+        except (KeyError, TypeError, base64.binascii.Error) as e:
+            raise bad(f"{type(e).__name__}: {e}") from None
+
+    # ---------------------------------------------------------------------------- interchange
+    def to_tiktoken(self) -> dict:
+        """`pat_str`, `mergeable_ranks` and `special_tokens` for `tiktoken.Encoding(name, **it)`."""
+        if self._merges is not None:
+            raise ValueError(
+                "this tokenizer applies an explicit merge list (it came from a Hugging Face file); "
+                "tiktoken's rank semantics cannot express it exactly"
+            )
+        special_ids = set(self._specials.values())
+        ranks = {t: i for i, t in enumerate(self._tokens) if t is not None and i not in special_ids}
+        return {"pat_str": self._pattern, "mergeable_ranks": ranks, "special_tokens": dict(self._specials)}
+
+    @classmethod
+    def from_tiktoken(
+        cls,
+        pat_str: str,
+        mergeable_ranks: Mapping[bytes, int] | PathLike,
+        special_tokens: Mapping[str, int] | None = None,
+        **_ignored,
+    ) -> "Tokenizer":
+        """From tiktoken's pieces: the pattern (or "gpt2"/"gpt4"), the ranks (a dict, or the path
+        of a `.tiktoken` rank file: one "base64-token rank" per line), and special tokens."""
+        if isinstance(mergeable_ranks, (str, os.PathLike)):
+            mergeable_ranks = cls._read_tiktoken_file(os.fspath(mergeable_ranks))
+        tokens: list[bytes | None] = []
+        for t, r in mergeable_ranks.items():
+            if not isinstance(t, bytes) or not isinstance(r, int) or r < 0:
+                raise ValueError(f"mergeable_ranks must map bytes to non-negative int ranks, got {t!r}: {r!r}")
+            while len(tokens) <= r:
+                tokens.append(None)
+            if tokens[r] is not None:
+                raise ValueError(f"rank {r} is given twice in mergeable_ranks")
+            tokens[r] = t
+        return cls(tokens, special_tokens=special_tokens or {}, pattern=pat_str)
+
+    @staticmethod
+    def _read_tiktoken_file(path: str) -> dict[bytes, int]:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"tiktoken rank file not found: {path}")
+        ranks = {}
+        with open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    tok, rank = line.split()
+                    ranks[base64.b64decode(tok, validate=True)] = int(rank)
+                except (ValueError, base64.binascii.Error):
+                    raise ValueError(f"{path}:{n}: not a '<base64> <rank>' line") from None
+        return ranks
+
+    def to_huggingface(self, path: PathLike) -> None:
+        """Writes a `tokenizer.json` that Hugging Face `tokenizers` loads and that encodes
+        identically (`path` may be a directory or the file name)."""
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            path = os.path.join(path, "tokenizer.json")
+        special_ids = set(self._specials.values())
+
+        def s(i: int) -> str:
+            return "".join(_BYTE_TO_CHAR[b] for b in self._tokens[i])
+
+        vocab = {s(i): i for i, t in enumerate(self._tokens) if t is not None and i not in special_ids}
+        merges = self._merges if self._merges is not None else self._core.derive_merges()
+        pre = [
+            {"type": "Split", "pattern": {"Regex": self._pattern}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        ]
+        doc = {
+            "version": "1.0",
+            "truncation": None,
+            "padding": None,
+            "added_tokens": [
+                {
+                    "id": i,
+                    "content": name,
+                    "single_word": False,
+                    "lstrip": False,
+                    "rstrip": False,
+                    "normalized": False,
+                    "special": True,
+                }
+                for name, i in sorted(self._specials.items(), key=lambda kv: kv[1])
+            ],
+            "normalizer": None,
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": pre},
+            "post_processor": None,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            "model": {
+                "type": "BPE",
+                "dropout": None,
+                "unk_token": None,
+                "continuing_subword_prefix": None,
+                "end_of_word_suffix": None,
+                "fuse_unk": False,
+                "byte_fallback": False,
+                "ignore_merges": self._ignore_merges,
+                "vocab": vocab,
+                "merges": [f"{s(a)} {s(b)}" for a, b in merges],
+            },
+        }
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f, ensure_ascii=False)
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_huggingface(cls, path: PathLike) -> "Tokenizer":
+        """Loads a byte-level BPE `tokenizer.json` (file or directory holding one)."""
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            path = os.path.join(path, "tokenizer.json")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"tokenizer.json not found: {path}")
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+            model = doc["model"]
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a Hugging Face tokenizer.json: {e}") from None
+        if model.get("type", "BPE") != "BPE":
+            raise ValueError(f"{path}: only BPE models are supported, not {model.get('type')!r}")
+        if doc.get("normalizer") is not None:
+            raise ValueError(f"{path}: tokenizers with a normalizer are not supported")
+        pattern = cls._hf_pattern(doc.get("pre_tokenizer"), path)
+        vocab = model.get("vocab") or {}
+        tokens: list[bytes | None] = []
+        for s, i in vocab.items():
+            while len(tokens) <= i:
+                tokens.append(None)
+            tokens[i] = _hf_token_bytes(s, path)
+        id_of = {t: i for i, t in enumerate(tokens) if t is not None}
+        merges = []
+        for m in model.get("merges") or []:
+            a, b = m.split(" ") if isinstance(m, str) else m
+            try:
+                merges.append((id_of[_hf_token_bytes(a, path)], id_of[_hf_token_bytes(b, path)]))
+            except KeyError:
+                raise ValueError(f"{path}: merge {m!r} names a token that is not in the vocabulary") from None
+        specials = {t["content"]: t["id"] for t in doc.get("added_tokens") or []}
+        for name, i in specials.items():
+            if i < len(tokens) and tokens[i] is not None and tokens[i] != name.encode():
+                raise ValueError(f"{path}: added token {name!r} reuses id {i}")
+        return cls(
+            tokens,
+            special_tokens=specials,
+            pattern=pattern,
+            merges=merges,
+            ignore_merges=bool(model.get("ignore_merges", False)),
+        )
+
+    @staticmethod
+    def _hf_pattern(pre, path: str) -> str:
+        def byte_level(p, use_regex: bool) -> bool:
+            return (
+                isinstance(p, dict)
+                and p.get("type") == "ByteLevel"
+                and not p.get("add_prefix_space", False)
+                and bool(p.get("use_regex", True)) == use_regex
+            )
+
+        if byte_level(pre, True):
+            return GPT2_PATTERN
+        if isinstance(pre, dict) and pre.get("type") == "Sequence":
+            seq = pre.get("pretokenizers") or []
+            if (
+                len(seq) == 2
+                and seq[0].get("type") == "Split"
+                and "Regex" in (seq[0].get("pattern") or {})
+                and seq[0].get("behavior") == "Isolated"
+                and not seq[0].get("invert", False)
+                and byte_level(seq[1], False)
+            ):
+                return seq[0]["pattern"]["Regex"]
+        raise ValueError(
+            f"{path}: unsupported pre-tokenizer {json.dumps(pre)[:200]}; supported are ByteLevel "
+            "(no prefix space) and Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)]"
+        )
