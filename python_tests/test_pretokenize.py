@@ -67,7 +67,7 @@ chunk = st.one_of(
     st.sampled_from(CHUNKS),
     st.lists(st.sampled_from(WHITESPACE), min_size=1, max_size=6).map("".join),  # whitespace runs
     st.text(alphabet=st.sampled_from("0123456789"), min_size=1, max_size=8),  # digit runs
-    st.characters(),  # any code point (no surrogates)
+    st.characters(codec="utf-8"),  # any encodable code point (no surrogates)
 )
 structured_text = st.lists(chunk, max_size=40).map("".join)
 

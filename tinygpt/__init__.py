@@ -2,7 +2,15 @@
 
 import torch  # noqa: F401  (loads libtorch, which the native extension links against)
 
-from tinygpt import _C  # noqa: E402
+try:
+    from tinygpt import _C
+except ImportError as e:  # pragma: no cover - depends on how the package was installed
+    raise ImportError(
+        f"tinygpt's native extension could not be loaded ({e}). If this is the source tree, build "
+        "and install it first (pip install --no-build-isolation .) and run from another directory, "
+        "or check that the installed torch is the one tinygpt was built against."
+    ) from e
+
 from tinygpt.tokenizer import Tokenizer  # noqa: E402
 
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ import codecs
 import hashlib
 import json
 import os
+import re
 import warnings
 from collections import Counter
 from typing import Iterable, Mapping, Sequence, Union
@@ -29,8 +30,24 @@ GPT4_PATTERN = (
 _GPT2_PATTERN_TIKTOKEN = (
     r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 )
-_NATIVE = {GPT2_PATTERN: "gpt2", _GPT2_PATTERN_TIKTOKEN: "gpt2", GPT4_PATTERN: "gpt4"}
 PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+
+# Oniguruma (Hugging Face tokenizers' regex engine) reads `X{1,3}+` as `(?:X{1,3})+`, not as a
+# possessive repeat the way the `regex` module (and tiktoken) do. Patterns cross between the two
+# with that one construct rewritten, so both engines split identically.
+_ATOM_REPEAT_PLUS = re.compile(r"(\\p\{\w+\}|\\[^p]|\[(?:\\.|[^\]\\])*\]|\.)(\{\d+(?:,\d*)?\})\+")
+
+
+def _to_onig(pattern: str) -> str:
+    return _ATOM_REPEAT_PLUS.sub(r"(?>\1\2)", pattern)
+
+
+def _from_onig(pattern: str) -> str:
+    return _ATOM_REPEAT_PLUS.sub(r"(?:\1\2)+", pattern)
+
+
+_NATIVE = {GPT2_PATTERN: "gpt2", _GPT2_PATTERN_TIKTOKEN: "gpt2", GPT4_PATTERN: "gpt4"}
+_NATIVE.update({_to_onig(p): kind for p, kind in list(_NATIVE.items())})
 
 FORMAT = "tinygpt-tokenizer"
 FORMAT_VERSION = 1
@@ -45,7 +62,9 @@ def _resolve_pattern(pattern: str) -> tuple[str, str]:
         raise TypeError(f"pattern must be 'gpt2', 'gpt4' or a regex string, got {pattern!r}")
     pat = PATTERNS.get(pattern, pattern)
     kind = _NATIVE.get(pat, "custom")
-    if kind == "custom":
+    if kind != "custom":
+        pat = PATTERNS[kind]  # one spelling per built-in pattern, so fingerprints agree
+    else:
         import regex
 
         try:
@@ -600,7 +619,7 @@ class Tokenizer:
         vocab = {s(i): i for i, t in enumerate(self._tokens) if t is not None and i not in special_ids}
         merges = self._merges if self._merges is not None else self._core.derive_merges()
         pre = [
-            {"type": "Split", "pattern": {"Regex": self._pattern}, "behavior": "Isolated", "invert": False},
+            {"type": "Split", "pattern": {"Regex": _to_onig(self._pattern)}, "behavior": "Isolated", "invert": False},
             {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
         ]
         doc = {
@@ -708,7 +727,7 @@ class Tokenizer:
                 and not seq[0].get("invert", False)
                 and byte_level(seq[1], False)
             ):
-                return seq[0]["pattern"]["Regex"]
+                return _from_onig(seq[0]["pattern"]["Regex"])
         raise ValueError(
             f"{path}: unsupported pre-tokenizer {json.dumps(pre)[:200]}; supported are ByteLevel "
             "(no prefix space) and Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)]"

@@ -1,0 +1,426 @@
+"""Tokenizer behaviour: round trips, agreement with tiktoken and HF tokenizers, training
+determinism, special tokens, persistence and bad input."""
+
+import base64
+import json
+import os
+import pathlib
+import random
+import time
+import warnings
+
+import pytest
+import tiktoken
+import tokenizers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tinygpt import Tokenizer
+from tinygpt.tokenizer import GPT2_PATTERN, GPT4_PATTERN
+
+EOT = "<|endoftext|>"
+HYP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+WORDS = (
+    "once upon a time there was little girl named Lily she loved to play with her ball in the park "
+    "one day big dog came and said hello I'm Max can we be friends they're happy it's sunny we'll "
+    "go home THE END Tom's cat ran fast 123 4567 89 naïve café 東京 猫 😀 🎉 über Straße"
+).split()
+
+
+def synthetic_corpus(n_stories=400, seed=0):
+    rng = random.Random(seed)
+    stories = []
+    for _ in range(n_stories):
+        sents = []
+        for _ in range(rng.randint(2, 8)):
+            words = [rng.choice(WORDS) for _ in range(rng.randint(3, 12))]
+            sents.append(" ".join(words).capitalize() + rng.choice([".", "!", "?", '," he said.']))
+        stories.append(" ".join(sents) + rng.choice(["", "\n", "\n\n"]))
+    return stories
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return synthetic_corpus()
+
+
+@pytest.fixture(scope="module", params=["gpt4", "gpt2"])
+def tok(request, corpus):
+    return Tokenizer.train(corpus, 500, pattern=request.param)
+
+
+@pytest.fixture(scope="module")
+def sample_stories(sample_text):
+    return [s.strip("\n") for s in sample_text.split(EOT) if s.strip()]
+
+
+@pytest.fixture(scope="module", params=["gpt4", "gpt2"])
+def sample_tok(request, sample_path):
+    return Tokenizer.train([pathlib.Path(sample_path)], 4096, pattern=request.param)
+
+
+# Text that mixes what pre-tokenizers care about: letters of several scripts, digits,
+# punctuation, contractions, emoji, combining marks and whitespace runs.
+mixed_text = st.lists(
+    st.one_of(
+        st.sampled_from(WORDS),
+        st.sampled_from(["'s", "'S", "'ll", "'VE", " ", "  ", "\n", "\n\n", "\t", "\r\n", "\u00a0", "\u3000"]),
+        st.sampled_from(["!", "?!", "...", '"', "(", ")", "--", "e\u0301", "\u0915\u094d", "👍🏽", "1", "22"]),
+        st.text(max_size=5),
+    ),
+    max_size=40,
+).map("".join)
+
+
+# ------------------------------------------------------------------------------ round trips
+@HYP
+@given(s=st.text(max_size=300))
+def test_roundtrip_text(tok, s):
+    assert tok.decode(tok.encode_ordinary(s)) == s
+
+
+@HYP
+@given(b=st.binary(max_size=300))
+def test_roundtrip_bytes(tok, b):
+    ids = tok.encode_bytes(b)
+    assert tok.decode_bytes(ids) == b
+    assert all(0 <= i < tok.vocab_size for i in ids)
+
+
+@HYP
+@given(s=mixed_text)
+def test_roundtrip_mixed(tok, s):
+    ids = tok.encode_ordinary(s)
+    assert tok.decode(ids) == s
+    assert tok.encode_bytes(s.encode()) == ids
+
+
+# ----------------------------------------------------------------- agreement with the peers
+def _tiktoken(tok):
+    return tiktoken.Encoding("t", **tok.to_tiktoken())
+
+
+def _hf(tok, tmp_path_factory):
+    path = tmp_path_factory.mktemp("hf") / "tokenizer.json"
+    tok.to_huggingface(path)
+    return tokenizers.Tokenizer.from_file(str(path))
+
+
+def test_sample_matches_tiktoken_and_hf(sample_tok, sample_text, tmp_path_factory):
+    enc, hf = _tiktoken(sample_tok), _hf(sample_tok, tmp_path_factory)
+    body = sample_text.replace(EOT, "")
+    ours = sample_tok.encode_ordinary(body)
+    assert ours == enc.encode_ordinary(body)
+    assert ours == hf.encode(body, add_special_tokens=False).ids
+    # With the special tokens in place: tiktoken's allowed_special="all" and HF's added tokens.
+    ours = sample_tok.encode(sample_text, allowed_special="all")
+    assert ours == enc.encode(sample_text, allowed_special="all")
+    assert ours == hf.encode(sample_text, add_special_tokens=False).ids
+    assert ours.count(sample_tok.eot_token) == sample_text.count(EOT)
+
+
+@pytest.fixture(scope="module")
+def peers(tok, tmp_path_factory):
+    return _tiktoken(tok), _hf(tok, tmp_path_factory)
+
+
+@HYP
+@given(s=mixed_text)
+def test_generated_text_matches_tiktoken_and_hf(tok, peers, s):
+    enc, hf = peers
+    ours = tok.encode_ordinary(s)
+    assert ours == enc.encode_ordinary(s)
+    assert ours == hf.encode(s, add_special_tokens=False).ids
+
+
+@HYP
+@given(s=st.text(max_size=200))
+def test_arbitrary_text_matches_tiktoken(tok, peers, s):
+    assert tok.encode_ordinary(s) == peers[0].encode_ordinary(s)
+
+
+def test_from_tiktoken_file_roundtrip(tok, tmp_path, corpus):
+    path = tmp_path / "vocab.tiktoken"
+    tt = tok.to_tiktoken()
+    with open(path, "w") as f:
+        for t, r in tt["mergeable_ranks"].items():
+            f.write(f"{base64.b64encode(t).decode()} {r}\n")
+    back = Tokenizer.from_tiktoken(tt["pat_str"], path, tt["special_tokens"])
+    assert back.fingerprint == tok.fingerprint
+    assert back.encode_batch(corpus[:50]) == tok.encode_batch(corpus[:50])
+
+
+def test_from_huggingface_of_export_and_of_hf_trained(tok, tmp_path, corpus):
+    path = tmp_path / "tokenizer.json"
+    tok.to_huggingface(path)
+    back = Tokenizer.from_huggingface(path)
+    text = "\n".join(corpus[:100])
+    assert back.encode(text + EOT, allowed_special="all") == tok.encode(text + EOT, allowed_special="all")
+
+    # A tokenizer trained by HF itself (merge-list semantics) encodes as HF does.
+    from tokenizers import Regex, models, pre_tokenizers, trainers
+
+    hf = tokenizers.Tokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(tok.pattern), "isolated"),
+         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=[EOT], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    hf.train_from_iterator(corpus, trainer)
+    hf.save(str(tmp_path / "hf.json"))
+    ours = Tokenizer.from_huggingface(tmp_path / "hf.json")
+    for s in corpus[:100] + [text + EOT + "more"]:
+        assert ours.encode(s, allowed_special="all") == hf.encode(s).ids
+
+
+def test_custom_pattern_matches_tiktoken(corpus):
+    pat = r"""\p{L}+|\p{N}|\s+|[^\s\p{L}\p{N}]+"""
+    tok = Tokenizer.train(corpus, 400, pattern=pat)
+    assert tok.pattern == pat
+    enc = _tiktoken(tok)
+    for s in corpus[:50] + ["x" + EOT + "y"]:
+        assert tok.encode_ordinary(s) == enc.encode_ordinary(s)
+        assert tok.decode(tok.encode_ordinary(s)) == s
+    assert tok.encode("a" + EOT, allowed_special="all") == enc.encode("a" + EOT, allowed_special="all")
+
+
+# -------------------------------------------------------------------------------- training
+def test_training_deterministic_across_threads_and_order(sample_stories, sample_path):
+    ref = Tokenizer.train(sample_stories, 2000, num_threads=1)
+    for threads in (2, 3, 8):
+        assert Tokenizer.train(sample_stories, 2000, num_threads=threads).fingerprint == ref.fingerprint
+    assert Tokenizer.train(sample_stories[::-1], 2000, num_threads=2).fingerprint == ref.fingerprint
+    # A file streams in blocks and is cut into chunks: the result must not depend on it.
+    from_file = [Tokenizer.train([pathlib.Path(sample_path)], 2000, num_threads=t).fingerprint for t in (1, 2, 4)]
+    assert len(set(from_file)) == 1
+
+
+def test_training_large_file_is_chunked_consistently(tmp_path, corpus):
+    # > 8 MB forces several read blocks and several chunks per block.
+    text = (EOT + "\n").join(corpus) * 110
+    path = tmp_path / "big.txt"
+    path.write_text(text, encoding="utf-8")
+    assert path.stat().st_size > 8 << 20
+    a = Tokenizer.train([path], 500, num_threads=1)
+    b = Tokenizer.train([path], 500, num_threads=2)
+    c = Tokenizer.train([t for t in text.split(EOT)], 500, num_threads=2)
+    assert a.fingerprint == b.fingerprint == c.fingerprint
+
+
+def test_training_learns_frequent_words(corpus):
+    tok = Tokenizer.train(corpus, 500)
+    assert len(tok.encode_ordinary(" little")) == 1
+    assert tok.vocab_size == 500 and tok.eot_token == 499
+    assert tok.special_tokens == {EOT: 499}
+
+
+def test_training_specials_are_cut_out(corpus):
+    tok = Tokenizer.train([EOT.join(corpus)], 520, special_tokens=(EOT, "<|pad|>"))
+    assert tok.special_tokens == {EOT: 518, "<|pad|>": 519}
+    # No learned token contains the special's text.
+    assert not any(b"<|" in tok.token_bytes(i) for i in range(256, 518))
+
+
+def test_small_corpus_warns_and_stops_early():
+    with pytest.warns(UserWarning, match="only supports"):
+        tok = Tokenizer.train(["ab ab ab"], 400)
+    assert tok.vocab_size < 400
+    assert tok.decode(tok.encode("ab ab")) == "ab ab"
+
+
+def test_training_paths_as_str(tmp_path, corpus):
+    p = tmp_path / "a.txt"
+    p.write_text("\n".join(corpus), encoding="utf-8")
+    assert Tokenizer.train([str(p)], 500).fingerprint == Tokenizer.train([p], 500).fingerprint
+
+
+# ---------------------------------------------------------------------------- special tokens
+def test_special_tokens(tok):
+    text = f"hello{EOT}world"
+    with pytest.raises(ValueError, match=r"<\|endoftext\|>"):
+        tok.encode(text)
+    ids = tok.encode(text, allowed_special="all")
+    assert ids.count(tok.eot_token) == 1
+    assert tok.encode(text, allowed_special={EOT}) == ids
+    assert tok.decode(ids) == text
+    plain = tok.encode_ordinary(text)
+    assert tok.eot_token not in plain and tok.decode(plain) == text
+    assert tok.encode(text, disallowed_special=()) == plain
+    with pytest.raises(ValueError, match="unknown special"):
+        tok.encode("x", allowed_special={"<|nope|>"})
+
+
+def test_encode_batch_matches_encode(tok, corpus):
+    texts = corpus + ["", EOT, "x" * 5000]
+    want = [tok.encode(t, allowed_special="all") for t in texts]
+    for n in (1, 2, 3):
+        assert tok.encode_batch(texts, allowed_special="all", num_threads=n) == want
+    with pytest.raises(ValueError, match="endoftext"):
+        tok.encode_batch(texts, num_threads=2)
+
+
+# ---------------------------------------------------------------------------- streaming
+@HYP
+@given(s=mixed_text)
+def test_incremental_decoder(tok, s):
+    ids = tok.encode_ordinary(s)
+    dec = tok.decoder()
+    pieces = [dec.add(i) for i in ids]
+    assert "".join(pieces) + dec.flush() == s
+    # Never half a character: every piece is a whole-character prefix-extension of the text.
+    acc = ""
+    for p in pieces:
+        acc += p
+        assert s.startswith(acc)
+        assert "\ufffd" not in p or "\ufffd" in s
+
+
+def test_decode_invalid_utf8_replaced(tok):
+    ids = tok.encode_bytes(b"ab\xff\xfecd")
+    assert tok.decode(ids) == "ab\ufffd\ufffdcd"
+    assert tok.decode_bytes(ids) == b"ab\xff\xfecd"
+
+
+# ------------------------------------------------------------------------------ persistence
+def test_save_load_roundtrip(tok, tmp_path, corpus):
+    path = tmp_path / "tok.json"
+    tok.save(path)
+    back = Tokenizer.load(path)
+    assert back.fingerprint == tok.fingerprint
+    assert back.pattern == tok.pattern and back.special_tokens == tok.special_tokens
+    assert back.encode_batch(corpus[:50]) == tok.encode_batch(corpus[:50])
+    assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
+
+
+def test_load_bad_files(tok, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Tokenizer.load(tmp_path / "missing.json")
+    path = tmp_path / "tok.json"
+    tok.save(path)
+    raw = path.read_text()
+    cases = {
+        "truncated": raw[: len(raw) // 2],
+        "not json": "hello",
+        "binary": None,
+        "wrong format": json.dumps({"format": "other"}),
+        "bad base64": raw.replace('"tokens":["', '"tokens":["!!!', 1),
+        "missing key": json.dumps({**json.loads(raw), "tokens": None}),
+        "dropped byte token": json.dumps({**json.loads(raw), "tokens": [None] + json.loads(raw)["tokens"][1:]}),
+    }
+    for name, content in cases.items():
+        p = tmp_path / f"{name}.json"
+        if content is None:
+            p.write_bytes(b"\xff\xfe\x00garbage")
+        else:
+            p.write_text(content)
+        with pytest.raises(ValueError, match="tokenizer"):
+            Tokenizer.load(p)
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**json.loads(raw), "version": 99}))
+    with pytest.raises(ValueError, match="newer"):
+        Tokenizer.load(newer)
+
+
+def test_from_huggingface_bad_files(tmp_path):
+    p = tmp_path / "tokenizer.json"
+    p.write_text(json.dumps({"model": {"type": "WordPiece", "vocab": {}}}))
+    with pytest.raises(ValueError, match="BPE"):
+        Tokenizer.from_huggingface(p)
+    p.write_text("{")
+    with pytest.raises(ValueError):
+        Tokenizer.from_huggingface(p)
+    with pytest.raises(FileNotFoundError):
+        Tokenizer.from_huggingface(tmp_path / "nope")
+
+
+# -------------------------------------------------------------------------------- bad input
+def test_bad_training_input(tmp_path):
+    with pytest.raises(ValueError, match="too small"):
+        Tokenizer.train(["hello"], 256)
+    with pytest.raises(ValueError, match="too small"):
+        Tokenizer.train(["hello"], 257, special_tokens=(EOT, "<|x|>"))
+    with pytest.raises(ValueError, match="empty corpus"):
+        Tokenizer.train([], 300)
+    with pytest.raises(ValueError, match="empty corpus"):
+        Tokenizer.train(["", EOT], 300)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty corpus"):
+        Tokenizer.train([empty], 300)
+    with pytest.raises(TypeError, match="single str"):
+        Tokenizer.train("just a string", 300)
+    with pytest.raises(TypeError):
+        Tokenizer.train([b"bytes"], 300)
+    with pytest.raises(TypeError):
+        Tokenizer.train(["x"], "300")
+    with pytest.raises(FileNotFoundError):
+        Tokenizer.train([tmp_path / "missing.txt"], 300)
+    with pytest.raises(ValueError, match="invalid pre-tokenizer"):
+        Tokenizer.train(["x"], 300, pattern="(")
+    with pytest.raises(ValueError, match="num_threads"):
+        Tokenizer.train(["x"], 300, num_threads=0)
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes(("hello world " * 100).encode() + b"caf\xe9 ok")
+    with pytest.raises(ValueError, match=r"latin1.txt.*offset 1203"):
+        Tokenizer.train([bad], 300)
+
+
+def test_bad_encode_decode_input(tok):
+    with pytest.raises(TypeError):
+        tok.encode(b"bytes")
+    with pytest.raises(TypeError):
+        tok.encode(None)
+    with pytest.raises(TypeError):
+        tok.encode_batch("not a list")
+    with pytest.raises(TypeError):
+        tok.encode_bytes("str")
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.decode([1, tok.vocab_size])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.decode([-1])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.decode([2**70])
+    with pytest.raises(TypeError):
+        tok.decode(["a"])
+    with pytest.raises(TypeError):
+        tok.decode([1.5])
+    with pytest.raises(UnicodeEncodeError):
+        tok.encode("lone surrogate \ud800")
+
+
+def test_bad_vocabularies():
+    with pytest.raises(ValueError, match="byte 0"):
+        Tokenizer([bytes([b]) for b in range(1, 256)])
+    with pytest.raises(ValueError, match="same bytes"):
+        Tokenizer([bytes([b]) for b in range(256)] + [b"a"])
+    with pytest.raises(TypeError):
+        Tokenizer([bytes([b]) for b in range(256)] + ["str"])
+
+
+def test_ids_as_tensor_or_tuple(tok):
+    import torch
+
+    ids = tok.encode_ordinary("hello there")
+    assert tok.decode(torch.tensor(ids)) == tok.decode(tuple(ids)) == "hello there"
+
+
+# ------------------------------------------------------------------------------- no quadratic
+@pytest.mark.parametrize("kind", ["letters", "same letter", "digits", "punctuation", "bytes"])
+def test_megabyte_without_spaces_is_fast(sample_tok, kind):
+    rng = random.Random(1)
+    n = 1 << 20
+    data = {
+        "letters": "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n)),
+        "same letter": "a" * n,
+        "digits": "".join(rng.choice("0123456789") for _ in range(n)),
+        "punctuation": "".join(rng.choice("!?.,;:-") for _ in range(n)),
+        "bytes": bytes(rng.getrandbits(8) for _ in range(n)),
+    }[kind]
+    t0 = time.perf_counter()
+    ids = sample_tok.encode_bytes(data) if kind == "bytes" else sample_tok.encode_ordinary(data)
+    elapsed = time.perf_counter() - t0
+    back = sample_tok.decode_bytes(ids)
+    assert back == (data if kind == "bytes" else data.encode())
+    assert elapsed < 0.5, f"{kind}: {elapsed:.2f} s for 1 MB"
