@@ -4,6 +4,8 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <thread>
 
 #include "bpe.h"
@@ -48,10 +50,11 @@ class IntCache {
     objs_.reserve(n);
     for (size_t i = 0; i < n; ++i) objs_.push_back(py::int_(i));
   }
-  py::list to_list(const std::vector<uint32_t>& ids) const {
-    PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
+  py::list to_list(const std::vector<uint32_t>& ids) const { return to_list(ids.data(), ids.size()); }
+  py::list to_list(const uint32_t* ids, size_t n) const {
+    PyObject* list = PyList_New(static_cast<Py_ssize_t>(n));
     if (!list) throw py::error_already_set();
-    for (size_t i = 0; i < ids.size(); ++i) {
+    for (size_t i = 0; i < n; ++i) {
       PyObject* o = objs_[ids[i]].ptr();
       Py_INCREF(o);
       PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), o);
@@ -103,14 +106,6 @@ struct PyBPE {
         throw py::index_error("special token index out of range");
   }
 
-  void encode_into(std::string_view text, const std::vector<int>& allowed,
-                   std::vector<uint32_t>& out) const {
-    if (allowed.empty())
-      bpe.encode_ordinary(text, out);
-    else
-      bpe.encode_with_specials(text, allowed, out);
-  }
-
   py::list encode(const py::str& text, const std::vector<int>& allowed,
                   const std::vector<int>& disallowed) {
     check_indices(allowed);
@@ -120,7 +115,7 @@ struct PyBPE {
     {
       py::gil_scoped_release nogil;
       check_disallowed(t, disallowed);
-      encode_into(t, allowed, out);
+      bpe.encode(t, allowed, out);
     }
     return ints.to_list(out);
   }
@@ -130,7 +125,7 @@ struct PyBPE {
     std::vector<uint32_t> out;
     {
       py::gil_scoped_release nogil;
-      bpe.encode_ordinary(t, out);
+      bpe.encode(t, {}, out);
     }
     return ints.to_list(out);
   }
@@ -158,41 +153,91 @@ struct PyBPE {
       views.push_back(utf8_of(t));
       total += views.back().size();
     }
-    std::vector<std::vector<uint32_t>> outs(views.size());
-    std::string error;
+    const size_t n = views.size();
+    py::list result(n);
+    const size_t nt = total < (64u << 10) ? 1 : std::max(1, std::min<int>(num_threads, static_cast<int>(n)));
+    // Blocks of whole texts, handed out dynamically so that threads finish together.
+    std::vector<size_t> block{0};
+    const size_t block_bytes = std::max<size_t>(16u << 10, total / (nt * 32) + 1);
+    for (size_t i = 0, acc = 0; i < n; ++i) {
+      acc += views[i].size();
+      if (acc >= block_bytes && i + 1 < n) {
+        block.push_back(i + 1);
+        acc = 0;
+      }
+    }
+    block.push_back(n);
+    const size_t nblocks = block.size() - 1;
+    // Each block's ids go into one buffer (one allocation per block, not per text).
+    struct Out {
+      std::vector<uint32_t> ids;
+      std::vector<size_t> ends;
+    };
+    std::vector<Out> outs(nblocks);
+    auto to_python = [&](size_t b) {  // needs the GIL
+      if (outs[b].ends.size() != block[b + 1] - block[b]) return;  // cut short by an error
+      size_t start = 0;
+      for (size_t i = block[b]; i < block[b + 1]; ++i) {
+        size_t end = outs[b].ends[i - block[b]];
+        PyList_SET_ITEM(result.ptr(), static_cast<Py_ssize_t>(i),
+                        ints.to_list(outs[b].ids.data() + start, end - start).release().ptr());
+        start = end;
+      }
+      Out().ids.swap(outs[b].ids);
+    };
+    std::vector<std::string> errors(nblocks);
+    std::unique_ptr<std::atomic<bool>[]> done(new std::atomic<bool>[nblocks]);
+    for (size_t b = 0; b < nblocks; ++b) done[b] = false;
+    std::atomic<size_t> next{0};
+    std::atomic<bool> failed{false};
+    auto run_block = [&](size_t b, PieceCache& cache) {
+      try {
+        Out out;  // filled locally: neighbouring blocks belong to other threads (false sharing)
+        out.ends.reserve(block[b + 1] - block[b]);
+        for (size_t i = block[b]; i < block[b + 1] && !failed; ++i) {
+          check_disallowed(views[i], disallowed);
+          bpe.encode(views[i], allowed, out.ids, cache);
+          out.ends.push_back(out.ids.size());
+        }
+        outs[b] = std::move(out);
+      } catch (const std::exception& e) {
+        errors[b] = e.what();
+        failed = true;
+      }
+      done[b].store(true, std::memory_order_release);
+    };
+    size_t converted = 0;  // blocks already turned into Python lists, in order
     {
       py::gil_scoped_release nogil;
-      // Contiguous ranges of about equal bytes, one per thread.
-      size_t nt = std::max(1, std::min<int>(num_threads, static_cast<int>(views.size())));
-      if (total < (64u << 10)) nt = 1;
-      std::vector<size_t> bounds{0};
-      size_t acc = 0, per = total / nt + 1;
-      for (size_t i = 0; i < views.size(); ++i) {
-        acc += views[i].size();
-        if (acc >= per * bounds.size() && bounds.size() < nt) bounds.push_back(i + 1);
-      }
-      bounds.push_back(views.size());
-      std::vector<std::string> errors(bounds.size());
-      auto work = [&](size_t r) {
-        try {
-          for (size_t i = bounds[r]; i < bounds[r + 1]; ++i) {
-            check_disallowed(views[i], disallowed);
-            encode_into(views[i], allowed, outs[i]);
-          }
-        } catch (const std::exception& e) {
-          errors[r] = e.what();
-        }
-      };
       std::vector<std::thread> pool;
-      for (size_t r = 1; r + 1 < bounds.size(); ++r) pool.emplace_back(work, r);
-      work(0);
+      for (size_t t = 1; t < nt; ++t)
+        pool.emplace_back([&] {
+          BPE::CacheLease lease(&bpe);
+          for (size_t b; (b = next++) < nblocks;) run_block(b, lease.cache());
+        });
+      // This thread encodes too, and between its blocks builds the Python lists of finished
+      // ones, so that the (GIL-bound) list building overlaps the other threads' encoding.
+      auto convert_ready = [&] {
+        if (failed || converted == nblocks || !done[converted].load(std::memory_order_acquire)) return;
+        py::gil_scoped_acquire gil;
+        while (converted < nblocks && done[converted].load(std::memory_order_acquire))
+          to_python(converted++);
+      };
+      {
+        BPE::CacheLease lease(&bpe);
+        for (size_t b; (b = next++) < nblocks;) {
+          run_block(b, lease.cache());
+          convert_ready();
+        }
+      }
+      while (!failed && converted < nblocks) {
+        convert_ready();
+        if (converted < nblocks) std::this_thread::yield();
+      }
       for (auto& th : pool) th.join();
-      for (auto& e : errors)
-        if (!e.empty() && error.empty()) error = e;
     }
-    if (!error.empty()) throw py::value_error(error);
-    py::list result(views.size());
-    for (size_t i = 0; i < outs.size(); ++i) result[i] = ints.to_list(outs[i]);
+    for (auto& e : errors)
+      if (!e.empty()) throw py::value_error(e);
     return result;
   }
 

@@ -16,28 +16,23 @@ constexpr size_t kMaxCacheEntries = 1 << 18;
 constexpr size_t kSmallPiece = 96;
 }  // namespace
 
-struct BPE::CacheLease {
-  const BPE* owner;
-  std::unique_ptr<PieceCache> cache;
-  CacheLease(const BPE* o, std::unique_ptr<PieceCache> c) : owner(o), cache(std::move(c)) {}
-  CacheLease(CacheLease&&) = default;
-  ~CacheLease() {
-    if (!cache) return;
-    if (cache->map.size() > kMaxCacheEntries) {
-      cache->map.clear();
-      cache->ids.clear();
-    }
-    std::lock_guard<std::mutex> g(owner->cache_mu_);
-    owner->caches_.push_back(std::move(cache));
+BPE::CacheLease::CacheLease(const BPE* owner) : owner_(owner) {
+  std::lock_guard<std::mutex> g(owner_->cache_mu_);
+  if (owner_->caches_.empty()) {
+    cache_ = std::make_unique<PieceCache>();
+  } else {
+    cache_ = std::move(owner_->caches_.back());
+    owner_->caches_.pop_back();
   }
-};
+}
 
-BPE::CacheLease BPE::lease_cache() const {
-  std::lock_guard<std::mutex> g(cache_mu_);
-  if (caches_.empty()) return CacheLease(this, std::make_unique<PieceCache>());
-  auto c = std::move(caches_.back());
-  caches_.pop_back();
-  return CacheLease(this, std::move(c));
+BPE::CacheLease::~CacheLease() {
+  if (cache_->map.size() > kMaxCacheEntries) {
+    cache_->map.clear();
+    cache_->ids.clear();
+  }
+  std::lock_guard<std::mutex> g(owner_->cache_mu_);
+  owner_->caches_.push_back(std::move(cache_));
 }
 
 BPE::BPE(std::vector<std::string> tokens, std::vector<uint8_t> present,
@@ -227,15 +222,9 @@ void BPE::encode_segment(std::string_view text, std::vector<uint32_t>& out,
                 text.data(), text.size(), emit);
 }
 
-void BPE::encode_ordinary(std::string_view text, std::vector<uint32_t>& out) const {
-  out.reserve(out.size() + text.size() / 3 + 16);
-  auto lease = lease_cache();
-  encode_segment(text, out, *lease.cache);
-}
-
 void BPE::encode_piece(std::string_view piece, std::vector<uint32_t>& out) const {
-  auto lease = lease_cache();
-  encode_piece_cached(piece, out, *lease.cache);
+  CacheLease lease(this);
+  encode_piece_cached(piece, out, lease.cache());
 }
 
 int BPE::find_special(std::string_view text, const std::vector<int>& which) const {
@@ -252,10 +241,15 @@ int BPE::find_special(std::string_view text, const std::vector<int>& which) cons
   return found;
 }
 
-void BPE::encode_with_specials(std::string_view text, const std::vector<int>& allowed,
-                               std::vector<uint32_t>& out) const {
-  out.reserve(out.size() + text.size() / 3 + 16);
-  auto lease = lease_cache();
+void BPE::encode(std::string_view text, const std::vector<int>& allowed,
+                 std::vector<uint32_t>& out, PieceCache& cache) const {
+  // ~4 bytes per token on prose; grow geometrically since callers append text after text.
+  size_t need = out.size() + text.size() / 3 + 16;
+  if (out.capacity() < need) out.reserve(std::max(need, out.capacity() * 2));
+  if (allowed.empty()) {
+    encode_segment(text, out, cache);
+    return;
+  }
   // Next occurrence of each allowed special at or after `cur`.
   std::vector<size_t> next(allowed.size());
   for (size_t k = 0; k < allowed.size(); ++k) next[k] = text.find(specials_[allowed[k]].first);
@@ -273,11 +267,11 @@ void BPE::encode_with_specials(std::string_view text, const std::vector<int>& al
       }
     }
     if (bk < 0) break;
-    encode_segment(text.substr(cur, best - cur), out, *lease.cache);
+    encode_segment(text.substr(cur, best - cur), out, cache);
     out.push_back(specials_[allowed[bk]].second);
     cur = best + specials_[allowed[bk]].first.size();
   }
-  encode_segment(text.substr(cur), out, *lease.cache);
+  encode_segment(text.substr(cur), out, cache);
 }
 
 bool BPE::decode(const int64_t* ids, size_t n, std::string& out, int64_t* bad) const {

@@ -41,11 +41,29 @@ class BPE {
   PatternKind pattern() const { return pattern_; }
   const std::vector<std::pair<std::string, uint32_t>>& specials() const { return specials_; }
 
-  // Text without special-token handling (built-in patterns only).
-  void encode_ordinary(std::string_view text, std::vector<uint32_t>& out) const;
-  // Splits at occurrences of the allowed specials (indices into specials()), emitting their ids.
-  void encode_with_specials(std::string_view text, const std::vector<int>& allowed,
-                            std::vector<uint32_t>& out) const;
+  // A piece cache borrowed from the pool for the lifetime of the lease; one per thread.
+  class CacheLease {
+   public:
+    explicit CacheLease(const BPE* owner);
+    ~CacheLease();
+    CacheLease(const CacheLease&) = delete;
+    CacheLease& operator=(const CacheLease&) = delete;
+    PieceCache& cache() { return *cache_; }
+
+   private:
+    const BPE* owner_;
+    std::unique_ptr<PieceCache> cache_;
+  };
+
+  // Text without special-token handling (built-in patterns only). Splits at occurrences of the
+  // allowed specials (indices into specials()), emitting their ids.
+  void encode(std::string_view text, const std::vector<int>& allowed, std::vector<uint32_t>& out,
+              PieceCache& cache) const;
+  void encode(std::string_view text, const std::vector<int>& allowed,
+              std::vector<uint32_t>& out) const {
+    CacheLease lease(this);
+    encode(text, allowed, out, lease.cache());
+  }
   // Index into specials() of the leftmost occurrence of any of `which` in text, or -1.
   int find_special(std::string_view text, const std::vector<int>& which) const;
   // One pre-token (custom patterns split in Python and call this).
@@ -62,8 +80,6 @@ class BPE {
   std::vector<std::pair<uint32_t, uint32_t>> derive_merges() const;
 
  private:
-  struct CacheLease;
-  CacheLease lease_cache() const;
   void encode_segment(std::string_view text, std::vector<uint32_t>& out, PieceCache& cache) const;
   void encode_piece_cached(std::string_view piece, std::vector<uint32_t>& out,
                            PieceCache& cache) const;
