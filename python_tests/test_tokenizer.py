@@ -424,3 +424,37 @@ def test_megabyte_without_spaces_is_fast(sample_tok, kind):
     back = sample_tok.decode_bytes(ids)
     assert back == (data if kind == "bytes" else data.encode())
     assert elapsed < 0.5, f"{kind}: {elapsed:.2f} s for 1 MB"
+
+
+# ------------------------------------------------------------------------------- threading
+def test_encode_batch_from_many_python_threads(tok, corpus):
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = corpus * 10  # big enough for the parallel path
+    want = [tok.encode_ordinary(t) for t in texts]
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda _: tok.encode_batch(texts, num_threads=2), range(8)))
+    assert all(r == want for r in results)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_encode_batch_in_forked_child(tok, corpus):
+    texts = corpus * 10
+    want = tok.encode_batch(texts, num_threads=2)  # the parent's worker threads now exist
+    pid = os.fork()
+    if pid == 0:  # child: the parent's worker threads are gone; this must neither hang nor crash
+        ok = tok.encode_batch(texts, num_threads=2) == want
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_custom_pattern_that_skips_text_is_refused():
+    with pytest.raises(ValueError, match="does not match the text at character 5"):
+        Tokenizer.train(["hello, world"], 300, pattern=r"\p{L}+| ")
+    tok = Tokenizer([bytes([b]) for b in range(256)], pattern=r"\p{L}+| ")
+    assert tok.decode(tok.encode("hello world")) == "hello world"
+    with pytest.raises(ValueError, match="does not match"):
+        tok.encode("hello, world")
+    with pytest.raises(ValueError, match="does not match"):
+        tok.encode_bytes(b"a\xffb")

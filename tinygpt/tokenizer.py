@@ -74,6 +74,21 @@ def _resolve_pattern(pattern: str) -> tuple[str, str]:
     return pat, kind
 
 
+def _split_covering(rx, text: str) -> list[str]:
+    pieces = rx.findall(text)
+    if sum(map(len, pieces)) != len(text):
+        pos = 0
+        for m in rx.finditer(text):
+            if m.start() != pos:
+                break
+            pos = m.end()
+        raise ValueError(
+            f"the pre-tokenizer pattern {rx.pattern!r} does not match the text at character {pos} "
+            f"({text[pos:pos + 20]!r}); a pattern must match every character, or text would be lost"
+        )
+    return pieces
+
+
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible byte -> printable character map used by byte-level tokenizer.json."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
@@ -290,9 +305,8 @@ class Tokenizer:
         """Encodes many texts in parallel (native threads, GIL released)."""
         if isinstance(texts, str):
             raise TypeError("encode_batch takes a list of str, not a single str")
-        texts = list(texts)
-        for t in texts:
-            self._check_text(t)
+        if not isinstance(texts, list):
+            texts = list(texts)  # the native side checks that each item is a str
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
         if self._kind == "custom":
             return [self._encode_custom(t, allowed, disallowed) for t in texts]
@@ -307,7 +321,7 @@ class Tokenizer:
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
         if self._kind == "custom":
             text = data.decode("utf-8", errors="surrogateescape")
-            pieces = [p.encode("utf-8", "surrogateescape") for p in self._regex.findall(text)]
+            pieces = [p.encode("utf-8", "surrogateescape") for p in self._pieces(text)]
             return self._core.encode_pieces(pieces)
         return self._core.encode_bytes(data)
 
@@ -330,8 +344,12 @@ class Tokenizer:
             if k % 2:
                 out.append(self._specials[seg])
             elif seg:
-                out.extend(self._core.encode_pieces([p.encode() for p in self._regex.findall(seg)]))
+                out.extend(self._core.encode_pieces([p.encode() for p in self._pieces(seg)]))
         return out
+
+    def _pieces(self, text: str) -> list[str]:
+        """Custom-pattern pre-tokens; text the pattern does not match would be lost, so refuse."""
+        return _split_covering(self._regex, text)
 
     # ------------------------------------------------------------------------------- decoding
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
@@ -453,7 +471,7 @@ class Tokenizer:
 
         def add(text: str) -> None:
             for seg in cut.split(text) if specials else [text]:
-                counts.update(rx.findall(seg))
+                counts.update(_split_covering(rx, seg))
 
         for kind, item in cls._iter_sources(texts):
             if kind == "file":

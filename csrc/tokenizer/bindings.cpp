@@ -11,6 +11,7 @@
 #include "bpe.h"
 #include "pretokenize.h"
 #include "train.h"
+#include "worker_pool.h"
 
 namespace py = pybind11;
 
@@ -150,6 +151,9 @@ struct PyBPE {
     views.reserve(texts.size());
     size_t total = 0;
     for (py::handle t : texts) {
+      if (!PyUnicode_Check(t.ptr()))
+        throw py::type_error("texts[" + std::to_string(views.size()) + "] must be str, got " +
+                             Py_TYPE(t.ptr())->tp_name);
       views.push_back(utf8_of(t));
       total += views.back().size();
     }
@@ -207,34 +211,24 @@ struct PyBPE {
       done[b].store(true, std::memory_order_release);
     };
     size_t converted = 0;  // blocks already turned into Python lists, in order
+    // Between its blocks the calling thread also builds the Python lists of finished ones, so
+    // that the (GIL-bound) list building overlaps the other threads' encoding.
+    auto convert_ready = [&] {
+      if (failed || converted == nblocks || !done[converted].load(std::memory_order_acquire)) return;
+      py::gil_scoped_acquire gil;
+      while (converted < nblocks && done[converted].load(std::memory_order_acquire))
+        to_python(converted++);
+    };
     {
       py::gil_scoped_release nogil;
-      std::vector<std::thread> pool;
-      for (size_t t = 1; t < nt; ++t)
-        pool.emplace_back([&] {
-          BPE::CacheLease lease(&bpe);
-          for (size_t b; (b = next++) < nblocks;) run_block(b, lease.cache());
-        });
-      // This thread encodes too, and between its blocks builds the Python lists of finished
-      // ones, so that the (GIL-bound) list building overlaps the other threads' encoding.
-      auto convert_ready = [&] {
-        if (failed || converted == nblocks || !done[converted].load(std::memory_order_acquire)) return;
-        py::gil_scoped_acquire gil;
-        while (converted < nblocks && done[converted].load(std::memory_order_acquire))
-          to_python(converted++);
-      };
-      {
+      WorkerPool::run(static_cast<int>(nt), [&](int t) {
         BPE::CacheLease lease(&bpe);
         for (size_t b; (b = next++) < nblocks;) {
           run_block(b, lease.cache());
-          convert_ready();
+          if (t == 0) convert_ready();
         }
-      }
-      while (!failed && converted < nblocks) {
-        convert_ready();
-        if (converted < nblocks) std::this_thread::yield();
-      }
-      for (auto& th : pool) th.join();
+      });
+      while (!failed && converted < nblocks) convert_ready();
     }
     for (auto& e : errors)
       if (!e.empty()) throw py::value_error(e);

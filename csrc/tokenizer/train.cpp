@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <queue>
 #include <stdexcept>
-#include <thread>
 
 #include "pretokenize.h"
 #include "utf8.h"
+#include "worker_pool.h"
 
 namespace tinygpt {
 
@@ -95,11 +95,8 @@ void WordCounter::count_chunks(const std::vector<std::string_view>& segments) {
   }
   bounds.push_back(chunks.size());
   std::vector<BytesMap<uint64_t>> local(bounds.size() - 1, BytesMap<uint64_t>(1 << 14));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t + 1 < bounds.size(); ++t)
-    pool.emplace_back(count_range, bounds[t], bounds[t + 1], std::ref(local[t]));
-  count_range(bounds[0], bounds[1], local[0]);
-  for (auto& th : pool) th.join();
+  WorkerPool::run(static_cast<int>(local.size()),
+                  [&](int t) { count_range(bounds[t], bounds[t + 1], local[t]); });
   for (auto& m : local) m.for_each([&](std::string_view k, uint64_t v) { counts_.insert(k) += v; });
 }
 
