@@ -333,6 +333,20 @@ def test_from_huggingface_bad_files(tmp_path):
         Tokenizer.from_huggingface(p)
     with pytest.raises(FileNotFoundError):
         Tokenizer.from_huggingface(tmp_path / "nope")
+    good = {"model": {"type": "BPE", "vocab": {"Ġ": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False}}
+    for name, doc in {
+        "huge id": {**good, "model": {**good["model"], "vocab": {"a": 10**12}}},
+        "not byte-level": {**good, "model": {**good["model"], "vocab": {"\u4e00": 1}}},
+        "bad merge": {**good, "model": {**good["model"], "merges": ["a b c"]}},
+        "unknown merge": {**good, "model": {**good["model"], "merges": ["x y"]}},
+        "prefix space": {**good, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True}},
+        "normalizer": {**good, "normalizer": {"type": "NFC"}},
+        "bad added": {**good, "added_tokens": [{"id": "x", "content": "<s>"}]},
+        "missing bytes": good,  # a vocabulary without all 256 byte tokens
+    }.items():
+        p.write_text(json.dumps(doc))
+        with pytest.raises(ValueError, match="tokenizer.json"):
+            Tokenizer.from_huggingface(p)
 
 
 # -------------------------------------------------------------------------------- bad input

@@ -12,106 +12,21 @@ import codecs
 import hashlib
 import json
 import os
-import re
 import warnings
 from collections import Counter
 from typing import Iterable, Mapping, Sequence, Union
 
-from tinygpt import _C
+from tinygpt import _C, huggingface
+from tinygpt.patterns import GPT2_PATTERN, GPT4_PATTERN, PATTERNS, resolve, split_covering
 
-__all__ = ["Tokenizer", "IncrementalDecoder", "GPT2_PATTERN", "GPT4_PATTERN"]
-
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-GPT4_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
-    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
-)
-# tiktoken's r50k/p50k spelling of the GPT-2 pattern: the same splits, written for speed.
-_GPT2_PATTERN_TIKTOKEN = (
-    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-)
-PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
-
-# Oniguruma (Hugging Face tokenizers' regex engine) reads `X{1,3}+` as `(?:X{1,3})+`, not as a
-# possessive repeat the way the `regex` module (and tiktoken) do. Patterns cross between the two
-# with that one construct rewritten, so both engines split identically.
-_ATOM_REPEAT_PLUS = re.compile(r"(\\p\{\w+\}|\\[^p]|\[(?:\\.|[^\]\\])*\]|\.)(\{\d+(?:,\d*)?\})\+")
-
-
-def _to_onig(pattern: str) -> str:
-    return _ATOM_REPEAT_PLUS.sub(r"(?>\1\2)", pattern)
-
-
-def _from_onig(pattern: str) -> str:
-    return _ATOM_REPEAT_PLUS.sub(r"(?:\1\2)+", pattern)
-
-
-_NATIVE = {GPT2_PATTERN: "gpt2", _GPT2_PATTERN_TIKTOKEN: "gpt2", GPT4_PATTERN: "gpt4"}
-_NATIVE.update({_to_onig(p): kind for p, kind in list(_NATIVE.items())})
+__all__ = ["Tokenizer", "IncrementalDecoder", "GPT2_PATTERN", "GPT4_PATTERN", "PATTERNS"]
 
 FORMAT = "tinygpt-tokenizer"
 FORMAT_VERSION = 1
 EOT = "<|endoftext|>"
+MAX_ID = 1 << 24  # ids index dense tables: a corrupt file must not ask for gigabytes
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-def _resolve_pattern(pattern: str) -> tuple[str, str]:
-    """(regex string, native kind) for a pattern name or regex."""
-    if not isinstance(pattern, str) or not pattern:
-        raise TypeError(f"pattern must be 'gpt2', 'gpt4' or a regex string, got {pattern!r}")
-    pat = PATTERNS.get(pattern, pattern)
-    kind = _NATIVE.get(pat, "custom")
-    if kind != "custom":
-        pat = PATTERNS[kind]  # one spelling per built-in pattern, so fingerprints agree
-    else:
-        import regex
-
-        try:
-            regex.compile(pat)
-        except regex.error as e:
-            raise ValueError(f"invalid pre-tokenizer pattern {pat!r}: {e}") from None
-    return pat, kind
-
-
-def _split_covering(rx, text: str) -> list[str]:
-    pieces = rx.findall(text)
-    if sum(map(len, pieces)) != len(text):
-        pos = 0
-        for m in rx.finditer(text):
-            if m.start() != pos:
-                break
-            pos = m.end()
-        raise ValueError(
-            f"the pre-tokenizer pattern {rx.pattern!r} does not match the text at character {pos} "
-            f"({text[pos:pos + 20]!r}); a pattern must match every character, or text would be lost"
-        )
-    return pieces
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character map used by byte-level tokenizer.json."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
-
-
-_BYTE_TO_CHAR = _bytes_to_unicode()
-_CHAR_TO_BYTE = {c: b for b, c in _BYTE_TO_CHAR.items()}
-
-
-def _hf_token_bytes(s: str, where: str) -> bytes:
-    try:
-        return bytes(_CHAR_TO_BYTE[c] for c in s)
-    except KeyError:
-        raise ValueError(f"{where}: token {s!r} is not byte-level encoded") from None
 
 
 def _default_threads(num_threads: int | None) -> int:
@@ -176,13 +91,13 @@ class Tokenizer:
         id). Without `merges`, ids are ranks (tiktoken semantics); with `merges`, those pairs apply
         in list order (Hugging Face semantics) and `ignore_merges` emits pre-tokens that are in the
         vocabulary whole."""
-        self._pattern, self._kind = _resolve_pattern(pattern)
+        self._pattern, self._kind = resolve(pattern)
         tokens = list(tokens)
         specials = dict(special_tokens or {})
         for name, i in specials.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"special token names must be non-empty str, got {name!r}")
-            if not isinstance(i, int) or i < 0:
+            if not isinstance(i, int) or not 0 <= i < MAX_ID:
                 raise ValueError(f"special token {name!r} has invalid id {i!r}")
             while len(tokens) <= i:
                 tokens.append(None)
@@ -245,9 +160,8 @@ class Tokenizer:
         return self.vocab_size
 
     def __repr__(self) -> str:
-        name = _NATIVE.get(self._pattern, "custom")
         return (
-            f"Tokenizer(vocab_size={self.vocab_size}, pattern={name!r}, "
+            f"Tokenizer(vocab_size={self.vocab_size}, pattern={self._kind!r}, "
             f"special_tokens={self._specials})"
         )
 
@@ -349,7 +263,7 @@ class Tokenizer:
 
     def _pieces(self, text: str) -> list[str]:
         """Custom-pattern pre-tokens; text the pattern does not match would be lost, so refuse."""
-        return _split_covering(self._regex, text)
+        return split_covering(self._regex, text)
 
     # ------------------------------------------------------------------------------- decoding
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
@@ -400,7 +314,7 @@ class Tokenizer:
                 f"vocab_size={vocab_size} is too small: a byte-level BPE needs at least 256 byte "
                 f"tokens + {len(specials)} special tokens = {minimum}"
             )
-        pat, kind = _resolve_pattern(pattern)
+        pat, kind = resolve(pattern)
         threads = _default_threads(num_threads)
         counter = _C.WordCounter(kind, specials, threads)
         if kind == "custom":
@@ -471,7 +385,7 @@ class Tokenizer:
 
         def add(text: str) -> None:
             for seg in cut.split(text) if specials else [text]:
-                counts.update(_split_covering(rx, seg))
+                counts.update(split_covering(rx, seg))
 
         for kind, item in cls._iter_sources(texts):
             if kind == "file":
@@ -598,7 +512,7 @@ class Tokenizer:
             mergeable_ranks = cls._read_tiktoken_file(os.fspath(mergeable_ranks))
         tokens: list[bytes | None] = []
         for t, r in mergeable_ranks.items():
-            if not isinstance(t, bytes) or not isinstance(r, int) or r < 0:
+            if not isinstance(t, bytes) or not isinstance(r, int) or not 0 <= r < MAX_ID:
                 raise ValueError(f"mergeable_ranks must map bytes to non-negative int ranks, got {t!r}: {r!r}")
             while len(tokens) <= r:
                 tokens.append(None)
@@ -629,54 +543,8 @@ class Tokenizer:
         path = os.fspath(path)
         if os.path.isdir(path):
             path = os.path.join(path, "tokenizer.json")
-        special_ids = set(self._specials.values())
-
-        def s(i: int) -> str:
-            return "".join(_BYTE_TO_CHAR[b] for b in self._tokens[i])
-
-        vocab = {s(i): i for i, t in enumerate(self._tokens) if t is not None and i not in special_ids}
         merges = self._merges if self._merges is not None else self._core.derive_merges()
-        pre = [
-            {"type": "Split", "pattern": {"Regex": _to_onig(self._pattern)}, "behavior": "Isolated", "invert": False},
-            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
-        ]
-        doc = {
-            "version": "1.0",
-            "truncation": None,
-            "padding": None,
-            "added_tokens": [
-                {
-                    "id": i,
-                    "content": name,
-                    "single_word": False,
-                    "lstrip": False,
-                    "rstrip": False,
-                    "normalized": False,
-                    "special": True,
-                }
-                for name, i in sorted(self._specials.items(), key=lambda kv: kv[1])
-            ],
-            "normalizer": None,
-            "pre_tokenizer": {"type": "Sequence", "pretokenizers": pre},
-            "post_processor": None,
-            "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
-            "model": {
-                "type": "BPE",
-                "dropout": None,
-                "unk_token": None,
-                "continuing_subword_prefix": None,
-                "end_of_word_suffix": None,
-                "fuse_unk": False,
-                "byte_fallback": False,
-                "ignore_merges": self._ignore_merges,
-                "vocab": vocab,
-                "merges": [f"{s(a)} {s(b)}" for a, b in merges],
-            },
-        }
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(doc, f, ensure_ascii=False)
-        os.replace(tmp, path)
+        huggingface.write(path, self._tokens, self._specials, merges, self._pattern, self._ignore_merges)
 
     @classmethod
     def from_huggingface(cls, path: PathLike) -> "Tokenizer":
@@ -686,67 +554,8 @@ class Tokenizer:
             path = os.path.join(path, "tokenizer.json")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"tokenizer.json not found: {path}")
+        args = huggingface.read(path, MAX_ID)
         try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
-            model = doc["model"]
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{path} is not a Hugging Face tokenizer.json: {e}") from None
-        if model.get("type", "BPE") != "BPE":
-            raise ValueError(f"{path}: only BPE models are supported, not {model.get('type')!r}")
-        if doc.get("normalizer") is not None:
-            raise ValueError(f"{path}: tokenizers with a normalizer are not supported")
-        pattern = cls._hf_pattern(doc.get("pre_tokenizer"), path)
-        vocab = model.get("vocab") or {}
-        tokens: list[bytes | None] = []
-        for s, i in vocab.items():
-            while len(tokens) <= i:
-                tokens.append(None)
-            tokens[i] = _hf_token_bytes(s, path)
-        id_of = {t: i for i, t in enumerate(tokens) if t is not None}
-        merges = []
-        for m in model.get("merges") or []:
-            a, b = m.split(" ") if isinstance(m, str) else m
-            try:
-                merges.append((id_of[_hf_token_bytes(a, path)], id_of[_hf_token_bytes(b, path)]))
-            except KeyError:
-                raise ValueError(f"{path}: merge {m!r} names a token that is not in the vocabulary") from None
-        specials = {t["content"]: t["id"] for t in doc.get("added_tokens") or []}
-        for name, i in specials.items():
-            if i < len(tokens) and tokens[i] is not None and tokens[i] != name.encode():
-                raise ValueError(f"{path}: added token {name!r} reuses id {i}")
-        return cls(
-            tokens,
-            special_tokens=specials,
-            pattern=pattern,
-            merges=merges,
-            ignore_merges=bool(model.get("ignore_merges", False)),
-        )
-
-    @staticmethod
-    def _hf_pattern(pre, path: str) -> str:
-        def byte_level(p, use_regex: bool) -> bool:
-            return (
-                isinstance(p, dict)
-                and p.get("type") == "ByteLevel"
-                and not p.get("add_prefix_space", False)
-                and bool(p.get("use_regex", True)) == use_regex
-            )
-
-        if byte_level(pre, True):
-            return GPT2_PATTERN
-        if isinstance(pre, dict) and pre.get("type") == "Sequence":
-            seq = pre.get("pretokenizers") or []
-            if (
-                len(seq) == 2
-                and seq[0].get("type") == "Split"
-                and "Regex" in (seq[0].get("pattern") or {})
-                and seq[0].get("behavior") == "Isolated"
-                and not seq[0].get("invert", False)
-                and byte_level(seq[1], False)
-            ):
-                return _from_onig(seq[0]["pattern"]["Regex"])
-        raise ValueError(
-            f"{path}: unsupported pre-tokenizer {json.dumps(pre)[:200]}; supported are ByteLevel "
-            "(no prefix space) and Sequence[Split(Regex, Isolated), ByteLevel(use_regex=false)]"
-        )
+            return cls(args.pop("tokens"), **args)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
