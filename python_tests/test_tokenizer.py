@@ -136,8 +136,10 @@ def test_generated_text_matches_tiktoken_and_hf(tok, peers, s):
 
 @HYP
 @given(s=st.text(max_size=200))
-def test_arbitrary_text_matches_tiktoken(tok, peers, s):
-    assert tok.encode_ordinary(s) == peers[0].encode_ordinary(s)
+def test_arbitrary_text_matches_tiktoken_and_hf(tok, peers, s):
+    ours = tok.encode_ordinary(s)
+    assert ours == peers[0].encode_ordinary(s)
+    assert ours == peers[1].encode(s, add_special_tokens=False).ids
 
 
 def test_from_tiktoken_file_roundtrip(tok, tmp_path, corpus):

@@ -23,6 +23,7 @@ def _tokenizer_train(args) -> int:
         args.vocab_size,
         pattern=args.pattern,
         num_threads=args.threads,
+        progress=not args.quiet,
     )
     dt = time.perf_counter() - t0
     tok.save(args.out)
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pattern", default="gpt4", help="pre-tokenizer: gpt2, gpt4 (default) or a regex")
     t.add_argument("--threads", type=int, default=None, help="threads for counting (default: all cores)")
     t.add_argument("--out", required=True, help="where to write the tokenizer (JSON)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_tokenizer_train)
 
     e = tks.add_parser("encode", help="print the token ids of a text")

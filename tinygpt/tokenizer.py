@@ -16,6 +16,8 @@ import warnings
 from collections import Counter
 from typing import Iterable, Mapping, Sequence, Union
 
+from tqdm.auto import tqdm
+
 from tinygpt import _C, huggingface
 from tinygpt.patterns import GPT2_PATTERN, GPT4_PATTERN, PATTERNS, resolve, split_covering
 
@@ -292,12 +294,14 @@ class Tokenizer:
         pattern: str = "gpt4",
         special_tokens: Sequence[str] = (EOT,),
         num_threads: int | None = None,
+        progress: bool = False,
     ) -> "Tokenizer":
         """Learns a byte-level BPE vocabulary of `vocab_size` tokens (256 bytes + merges +
         special tokens). `texts` is an iterable of str, or a list of file paths (pathlib.Path, or
         str naming existing files), streamed from disk. Occurrences of the special tokens in the
         text are cut out. Deterministic: the same input gives the same vocabulary whatever
-        `num_threads` is. Merge ties go to the smaller (left id, right id) pair."""
+        `num_threads` is. Merge ties go to the smaller (left id, right id) pair. `progress` shows
+        a progress bar (on stderr) while the text is read."""
         if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
             raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
         if isinstance(special_tokens, str):
@@ -317,10 +321,15 @@ class Tokenizer:
         pat, kind = resolve(pattern)
         threads = _default_threads(num_threads)
         counter = _C.WordCounter(kind, specials, threads)
-        if kind == "custom":
-            cls._count_custom(counter, texts, pat, specials)
-        else:
-            cls._count_native(counter, texts)
+        sources = list(cls._iter_sources(texts)) if isinstance(texts, (list, tuple)) else cls._iter_sources(texts)
+        total = None
+        if isinstance(sources, list) and all(k == "file" for k, _ in sources):
+            total = sum(os.path.getsize(p) for _, p in sources if os.path.isfile(p))
+        with tqdm(total=total, unit="B", unit_scale=True, desc="reading text", disable=not progress) as bar:
+            if kind == "custom":
+                cls._count_custom(counter, sources, pat, specials, bar)
+            else:
+                cls._count_native(counter, sources, bar)
         if counter.num_bytes == 0:
             raise ValueError("empty corpus: there is no text to train on")
         want = vocab_size - minimum
@@ -357,26 +366,39 @@ class Tokenizer:
             else:
                 raise TypeError(f"texts must contain str or paths, got {type(t).__name__}")
 
-    @classmethod
-    def _count_native(cls, counter, texts) -> None:
+    @staticmethod
+    def _count_native(counter, sources, bar) -> None:
         batch: list[str] = []
         size = 0
-        for kind, item in cls._iter_sources(texts):
+
+        def flush() -> None:
+            before = counter.num_bytes
+            counter.add_texts(batch)
+            bar.update(counter.num_bytes - before)
+            batch.clear()
+
+        for kind, item in sources:
             if kind == "file":
                 if not os.path.isfile(item):
                     raise FileNotFoundError(f"training file not found: {item}")
-                counter.add_file(item)
+                done = [0]
+
+                def advance(n: int) -> None:
+                    bar.update(n - done[0])
+                    done[0] = n
+
+                counter.add_file(item, advance)
                 continue
             batch.append(item)
             size += len(item)
             if size >= 8 << 20:
-                counter.add_texts(batch)
-                batch, size = [], 0
+                flush()
+                size = 0
         if batch:
-            counter.add_texts(batch)
+            flush()
 
-    @classmethod
-    def _count_custom(cls, counter, texts, pat: str, specials: list[str]) -> None:
+    @staticmethod
+    def _count_custom(counter, sources, pat: str, specials: list[str], bar) -> None:
         import regex
 
         rx = regex.compile(pat)
@@ -387,7 +409,8 @@ class Tokenizer:
             for seg in cut.split(text) if specials else [text]:
                 counts.update(split_covering(rx, seg))
 
-        for kind, item in cls._iter_sources(texts):
+        # The slow path: files are read whole, since a custom pattern has no known safe cut points.
+        for kind, item in sources:
             if kind == "file":
                 if not os.path.isfile(item):
                     raise FileNotFoundError(f"training file not found: {item}")
@@ -397,8 +420,10 @@ class Tokenizer:
                     add(raw.decode("utf-8"))
                 except UnicodeDecodeError as e:
                     raise ValueError(f"'{item}' is not valid UTF-8 at byte offset {e.start}") from None
+                bar.update(len(raw))
             else:
                 add(item)
+                bar.update(len(item.encode()))
         for piece, n in sorted(counts.items()):
             counter.add_piece(piece.encode(), n)
 

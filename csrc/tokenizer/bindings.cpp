@@ -309,11 +309,19 @@ void bind_tokenizer(py::module_& m) {
              py::gil_scoped_release nogil;
              self.add_texts(views);
            })
-      .def("add_file",
-           [](WordCounter& self, const std::string& path) {
-             py::gil_scoped_release nogil;
-             self.add_file(path);
-           })
+      .def(
+          "add_file",
+          [](WordCounter& self, const std::string& path, py::object on_progress) {
+            std::function<void(uint64_t)> cb;
+            if (!on_progress.is_none())
+              cb = [&on_progress](uint64_t done) {
+                py::gil_scoped_acquire gil;
+                on_progress(done);
+              };
+            py::gil_scoped_release nogil;
+            self.add_file(path, cb);
+          },
+          py::arg("path"), py::arg("on_progress") = py::none())
       .def("add_piece", [](WordCounter& self, const py::bytes& piece,
                            uint64_t count) { self.add_piece(bytes_of(piece), count); })
       .def_property_readonly("num_words", &WordCounter::num_words)

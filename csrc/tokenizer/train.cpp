@@ -112,7 +112,8 @@ void WordCounter::add_piece(std::string_view piece, uint64_t count) {
   bytes_ += piece.size() * count;
 }
 
-void WordCounter::add_file(const std::string& path) {
+void WordCounter::add_file(const std::string& path,
+                           const std::function<void(uint64_t)>& on_progress) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw std::runtime_error("cannot open '" + path + "'");
   std::string buf;
@@ -153,6 +154,7 @@ void WordCounter::add_file(const std::string& path) {
       count_chunks(segments);
       buf.erase(0, cut);
       buf_offset += cut;
+      if (on_progress) on_progress(buf_offset);
     }
   } catch (...) {
     std::fclose(f);

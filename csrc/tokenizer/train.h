@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,9 +21,11 @@ class WordCounter {
 
   // Counts the pre-tokens of each text; special-token strings are cut out first.
   void add_texts(const std::vector<std::string_view>& texts);
-  // Streams a UTF-8 file in blocks; throws std::invalid_argument naming the file and byte offset
-  // of invalid UTF-8, std::runtime_error if it cannot be read.
-  void add_file(const std::string& path);
+  // Streams a UTF-8 file in blocks, calling on_progress(bytes done so far) after each; throws
+  // std::invalid_argument naming the file and byte offset of invalid UTF-8, std::runtime_error
+  // if it cannot be read.
+  void add_file(const std::string& path,
+                const std::function<void(uint64_t)>& on_progress = nullptr);
   // For custom patterns, whose splitting happens in Python.
   void add_piece(std::string_view piece, uint64_t count);
 
