@@ -474,3 +474,17 @@ def test_custom_pattern_that_skips_text_is_refused():
         tok.encode("hello, world")
     with pytest.raises(ValueError, match="does not match"):
         tok.encode_bytes(b"a\xffb")
+
+
+def test_interrupt_during_file_training_propagates(tmp_path, corpus):
+    from tinygpt import _C
+
+    path = tmp_path / "big.txt"
+    path.write_text("\n".join(corpus) * 60, encoding="utf-8")
+    counter = _C.WordCounter("gpt4", [], 2)
+
+    def interrupt(done):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        counter.add_file(str(path), interrupt)
