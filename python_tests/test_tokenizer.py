@@ -488,3 +488,11 @@ def test_interrupt_during_file_training_propagates(tmp_path, corpus):
 
     with pytest.raises(KeyboardInterrupt):
         counter.add_file(str(path), interrupt)
+
+
+def test_merge_list_mode_without_merges_is_bytes_only():
+    tokens = [bytes([b]) for b in range(256)] + [b"ab"]
+    assert Tokenizer(tokens, merges=[], ignore_merges=False).encode("ab") == [97, 98]
+    assert Tokenizer(tokens, merges=[], ignore_merges=True).encode("ab") == [256]
+    assert Tokenizer(tokens).encode("ab") == [256]  # rank mode
+    assert Tokenizer(tokens, merges=[(97, 98)], ignore_merges=False).encode("xab") == [120, 256]

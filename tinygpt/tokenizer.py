@@ -114,6 +114,7 @@ class Tokenizer:
         try:
             self._core = _C.BPE(
                 tokens,
+                self._merges is None,
                 self._merges or [],
                 list(specials.items()),
                 self._kind,

@@ -71,12 +71,15 @@ struct PyBPE {
   BPE bpe;
   IntCache ints;
 
-  PyBPE(const py::list& tokens, const std::vector<std::pair<uint32_t, uint32_t>>& merges,
+  PyBPE(const py::list& tokens, bool rank_mode,
+        const std::vector<std::pair<uint32_t, uint32_t>>& merges,
         std::vector<std::pair<std::string, uint32_t>> specials, const std::string& pattern,
         bool whole_piece)
-      : bpe(make(tokens, merges, std::move(specials), pattern, whole_piece)), ints(bpe.id_limit()) {}
+      : bpe(make(tokens, rank_mode, merges, std::move(specials), pattern, whole_piece)),
+        ints(bpe.id_limit()) {}
 
-  static BPE make(const py::list& tokens, const std::vector<std::pair<uint32_t, uint32_t>>& merges,
+  static BPE make(const py::list& tokens, bool rank_mode,
+                  const std::vector<std::pair<uint32_t, uint32_t>>& merges,
                   std::vector<std::pair<std::string, uint32_t>> specials, const std::string& pattern,
                   bool whole_piece) {
     std::vector<std::string> toks(tokens.size());
@@ -87,7 +90,7 @@ struct PyBPE {
       toks[i] = std::string(bytes_of(t));
       present[i] = 1;
     }
-    return BPE(std::move(toks), std::move(present), merges, std::move(specials),
+    return BPE(std::move(toks), std::move(present), rank_mode, merges, std::move(specials),
                parse_pattern(pattern), whole_piece);
   }
 
@@ -284,10 +287,10 @@ void bind_tokenizer(py::module_& m) {
       "Byte offsets (begin, end) of the pre-tokens of UTF-8 data under a built-in pattern.");
 
   py::class_<PyBPE>(m, "BPE")
-      .def(py::init<const py::list&, const std::vector<std::pair<uint32_t, uint32_t>>&,
+      .def(py::init<const py::list&, bool, const std::vector<std::pair<uint32_t, uint32_t>>&,
                     std::vector<std::pair<std::string, uint32_t>>, const std::string&, bool>(),
-           py::arg("tokens"), py::arg("merges"), py::arg("specials"), py::arg("pattern"),
-           py::arg("whole_piece"))
+           py::arg("tokens"), py::arg("rank_mode"), py::arg("merges"), py::arg("specials"),
+           py::arg("pattern"), py::arg("whole_piece"))
       .def("encode", &PyBPE::encode, py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
       .def("encode_bytes", &PyBPE::encode_bytes, py::arg("data"))
       .def("encode_pieces", &PyBPE::encode_pieces, py::arg("pieces"))

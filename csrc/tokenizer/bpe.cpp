@@ -35,16 +35,16 @@ BPE::CacheLease::~CacheLease() {
   owner_->caches_.push_back(std::move(cache_));
 }
 
-BPE::BPE(std::vector<std::string> tokens, std::vector<uint8_t> present,
+BPE::BPE(std::vector<std::string> tokens, std::vector<uint8_t> present, bool rank_mode,
          const std::vector<std::pair<uint32_t, uint32_t>>& merges,
          std::vector<std::pair<std::string, uint32_t>> specials, PatternKind pattern,
          bool whole_piece)
     : tokens_(std::move(tokens)),
       present_(std::move(present)),
-      pairs_(merges.empty() ? tokens_.size() * 2 : merges.size()),
+      pairs_(rank_mode ? tokens_.size() * 2 : merges.size()),
       whole_(tokens_.size()),
       whole_piece_(whole_piece),
-      rank_mode_(merges.empty()),
+      rank_mode_(rank_mode),
       specials_(std::move(specials)),
       pattern_(pattern) {
   if (present_.size() != tokens_.size()) throw std::invalid_argument("tokens/present size mismatch");

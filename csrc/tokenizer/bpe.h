@@ -29,10 +29,10 @@ struct PieceCache {
 
 class BPE {
  public:
-  // tokens[id] is the byte string of token id; present[id] == 0 marks an unused id. With
-  // merges empty the engine runs in rank mode (rank == id); otherwise merges (pairs of ids)
-  // give the priority order. Throws std::invalid_argument on an inconsistent vocabulary.
-  BPE(std::vector<std::string> tokens, std::vector<uint8_t> present,
+  // tokens[id] is the byte string of token id; present[id] == 0 marks an unused id. In rank
+  // mode rank == id and `merges` is ignored; otherwise merges (pairs of ids) give the priority
+  // order. Throws std::invalid_argument on an inconsistent vocabulary.
+  BPE(std::vector<std::string> tokens, std::vector<uint8_t> present, bool rank_mode,
       const std::vector<std::pair<uint32_t, uint32_t>>& merges,
       std::vector<std::pair<std::string, uint32_t>> specials, PatternKind pattern,
       bool whole_piece);
