@@ -496,3 +496,15 @@ def test_merge_list_mode_without_merges_is_bytes_only():
     assert Tokenizer(tokens, merges=[], ignore_merges=True).encode("ab") == [256]
     assert Tokenizer(tokens).encode("ab") == [256]  # rank mode
     assert Tokenizer(tokens, merges=[(97, 98)], ignore_merges=False).encode("xab") == [120, 256]
+
+
+def test_many_specials_are_linear_not_quadratic():
+    # An absent special beside a frequent one must not be searched for again at every match.
+    text = "a b" + EOT
+    text = text * 200_000  # 3.2 MB, 200k specials
+    t0 = time.perf_counter()
+    with pytest.warns(UserWarning, match="only supports"):  # "a b" has few merges to learn
+        tok = Tokenizer.train([text], 300, special_tokens=(EOT, "<|pad|>"))
+    ids = tok.encode(text, allowed_special="all")
+    assert time.perf_counter() - t0 < 5
+    assert ids.count(tok.eot_token) == 200_000 and tok.decode(ids) == text

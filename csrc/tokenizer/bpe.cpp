@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <queue>
+#include <tuple>
 
 #include "pretokenize.h"
+#include "specials.h"
 
 namespace tinygpt {
 
@@ -227,18 +229,15 @@ void BPE::encode_piece(std::string_view piece, std::vector<uint32_t>& out) const
   encode_piece_cached(piece, out, lease.cache());
 }
 
+std::vector<std::string_view> BPE::special_names(const std::vector<int>& which) const {
+  std::vector<std::string_view> names;
+  for (int s : which) names.push_back(specials_[s].first);
+  return names;
+}
+
 int BPE::find_special(std::string_view text, const std::vector<int>& which) const {
-  size_t best = std::string_view::npos;
-  int found = -1;
-  for (int s : which) {
-    size_t pos = text.find(specials_[s].first);
-    if (pos < best || (pos == best && pos != std::string_view::npos &&
-                       specials_[s].first.size() > specials_[found].first.size())) {
-      best = pos;
-      found = s;
-    }
-  }
-  return found;
+  int k = SpecialScanner(text, special_names(which)).next(0).second;
+  return k < 0 ? -1 : which[k];
 }
 
 void BPE::encode(std::string_view text, const std::vector<int>& allowed,
@@ -246,30 +245,12 @@ void BPE::encode(std::string_view text, const std::vector<int>& allowed,
   // ~4 bytes per token on prose; grow geometrically since callers append text after text.
   size_t need = out.size() + text.size() / 3 + 16;
   if (out.capacity() < need) out.reserve(std::max(need, out.capacity() * 2));
-  if (allowed.empty()) {
-    encode_segment(text, out, cache);
-    return;
-  }
-  // Next occurrence of each allowed special at or after `cur`.
-  std::vector<size_t> next(allowed.size());
-  for (size_t k = 0; k < allowed.size(); ++k) next[k] = text.find(specials_[allowed[k]].first);
+  SpecialScanner scan(text, special_names(allowed));
   size_t cur = 0;
-  while (true) {
-    size_t best = std::string_view::npos;
-    int bk = -1;
-    for (size_t k = 0; k < allowed.size(); ++k) {
-      if (next[k] < cur) next[k] = text.find(specials_[allowed[k]].first, cur);
-      const auto& name = specials_[allowed[k]].first;
-      if (next[k] < best || (next[k] == best && best != std::string_view::npos &&
-                             name.size() > specials_[allowed[bk]].first.size())) {
-        best = next[k];
-        bk = static_cast<int>(k);
-      }
-    }
-    if (bk < 0) break;
-    encode_segment(text.substr(cur, best - cur), out, cache);
-    out.push_back(specials_[allowed[bk]].second);
-    cur = best + specials_[allowed[bk]].first.size();
+  for (auto [pos, k] = scan.next(0); k >= 0; std::tie(pos, k) = scan.next(cur)) {
+    encode_segment(text.substr(cur, pos - cur), out, cache);
+    out.push_back(specials_[allowed[k]].second);
+    cur = pos + specials_[allowed[k]].first.size();
   }
   encode_segment(text.substr(cur), out, cache);
 }

@@ -80,6 +80,7 @@ class BPE {
   std::vector<std::pair<uint32_t, uint32_t>> derive_merges() const;
 
  private:
+  std::vector<std::string_view> special_names(const std::vector<int>& which) const;
   void encode_segment(std::string_view text, std::vector<uint32_t>& out, PieceCache& cache) const;
   void encode_piece_cached(std::string_view piece, std::vector<uint32_t>& out,
                            PieceCache& cache) const;

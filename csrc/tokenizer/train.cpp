@@ -4,8 +4,10 @@
 #include <cstdio>
 #include <queue>
 #include <stdexcept>
+#include <tuple>
 
 #include "pretokenize.h"
+#include "specials.h"
 #include "utf8.h"
 #include "worker_pool.h"
 
@@ -34,19 +36,11 @@ WordCounter::WordCounter(PatternKind pattern, std::vector<std::string> specials,
     : pattern_(pattern), specials_(std::move(specials)), threads_(std::max(1, num_threads)) {}
 
 void WordCounter::cut_specials(std::string_view text, std::vector<std::string_view>& out) const {
+  SpecialScanner scan(text, {specials_.begin(), specials_.end()});
   size_t cur = 0;
-  while (cur < text.size()) {
-    size_t best = std::string_view::npos, len = 0;
-    for (const auto& s : specials_) {
-      size_t pos = text.find(s, cur);
-      if (pos < best || (pos == best && pos != std::string_view::npos && s.size() > len)) {
-        best = pos;
-        len = s.size();
-      }
-    }
-    if (best == std::string_view::npos) break;
-    if (best > cur) out.push_back(text.substr(cur, best - cur));
-    cur = best + len;
+  for (auto [pos, k] = scan.next(0); k >= 0; std::tie(pos, k) = scan.next(cur)) {
+    if (pos > cur) out.push_back(text.substr(cur, pos - cur));
+    cur = pos + specials_[k].size();
   }
   if (cur < text.size()) out.push_back(text.substr(cur));
 }
