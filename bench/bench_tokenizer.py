@@ -61,30 +61,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------ helpers
-def timed(fn, repeats: int):
-    """(median seconds, result) of `repeats` calls after one untimed warm-up call (page faults,
-    lazy init, allocator growth would otherwise land in the first sample). The garbage collector
-    is paused while timing, as in `timeit`: the results are big lists of lists, and a collection
-    landing inside one library's sample would be charged to that library."""
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        result = None  # free the previous result outside the timed region
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            result = fn()
-            times.append(time.perf_counter() - t0)
-        finally:
-            gc.enable()
-    return statistics.median(times), result
-
-
 def timed_rounds(fns: dict, repeats: int) -> dict:
-    """Like `timed` for several functions whose speeds are compared with each other: they run in
-    interleaved rounds, so that a drift of the machine (other tenants, frequency) hits all alike.
-    Returns {name: (median seconds, last result)}."""
+    """{name: (median seconds, last result)} of `repeats` timed calls of each function after one
+    untimed warm-up call (page faults, lazy init, allocator growth would otherwise land in the
+    first sample). Functions compared with each other run in interleaved rounds, so that a drift
+    of the machine (other tenants, frequency) hits all alike. The garbage collector is paused
+    while timing, as in `timeit`: the results are big lists of lists, and a collection landing
+    inside one library's sample would be charged to that library; the previous result is freed
+    outside the timed region."""
     results = {name: fn() for name, fn in fns.items()}  # warm-up
     times = {name: [] for name in fns}
     for _ in range(repeats):
@@ -99,6 +83,11 @@ def timed_rounds(fns: dict, repeats: int) -> dict:
             finally:
                 gc.enable()
     return {name: (statistics.median(times[name]), results[name]) for name in fns}
+
+
+def timed(fn, repeats: int):
+    """(median seconds, result) of one function; see timed_rounds."""
+    return timed_rounds({"fn": fn}, repeats)["fn"]
 
 
 def mb_per_s(nbytes: int, seconds: float) -> float:
@@ -227,12 +216,13 @@ def work_hf(a, stories) -> dict:
 
     train, held_out, text = split(stories)
     T, R = a.threads, a.repeats
+    # The split regex is the one tinygpt exports for HF's engine (see to_huggingface).
+    with open(a.workdir / "tokenizer.json") as f:
+        hf_pattern = json.load(f)["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"]
+
     def train_hf():
         # The HF configuration equivalent to tinygpt's: regex split + byte-level alphabet, whole
         # pre-tokens taken from the vocabulary first (ignore_merges), same special token, same V.
-        # The split regex is the one tinygpt exports for HF's engine (see to_huggingface).
-        with open(a.workdir / "tokenizer.json") as f:
-            hf_pattern = json.load(f)["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"]
         tk = tokenizers.Tokenizer(models.BPE(ignore_merges=True))
         tk.pre_tokenizer = pre_tokenizers.Sequence([
             pre_tokenizers.Split(Regex(hf_pattern), "isolated"),

@@ -109,6 +109,7 @@ class Tokenizer:
         self._tokens = tokens
         self._specials = specials
         self._special_names = list(specials)
+        self._all_special_indices = list(range(len(specials)))
         self._merges = None if merges is None else [tuple(map(int, m)) for m in merges]
         self._ignore_merges = bool(ignore_merges) if merges is not None else True
         try:
@@ -170,7 +171,10 @@ class Tokenizer:
 
     # ------------------------------------------------------------------------------- encoding
     def _special_sets(self, allowed_special, disallowed_special) -> tuple[list[int], list[int]]:
+        """(allowed, disallowed) as indices into the special-token names."""
         names = self._special_names
+        if isinstance(disallowed_special, str) and disallowed_special == "all" and not allowed_special:
+            return [], self._all_special_indices  # the default: skip the set arithmetic
         if allowed_special == "all":
             allowed = set(names)
         else:
