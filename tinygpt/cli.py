@@ -76,6 +76,83 @@ def _tokenizer_export(args) -> int:
     return 0
 
 
+def _atomic_text_writer(path: str):
+    """Writes to `path` through a temp file renamed at the end, so a killed run leaves no half file."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def cm():
+        if path == "-":
+            yield sys.stdout
+            return
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    return cm()
+
+
+def _stories(args) -> int:
+    from tqdm import tqdm
+
+    from tinygpt import stories
+
+    if args.count < 0:
+        print("tinygpt: error: --count must be >= 0", file=sys.stderr)
+        return 2
+    fmt = args.format or ("jsonl" if args.out.lower().endswith((".jsonl", ".json")) else "txt")
+    if args.out != "-" and os.path.dirname(os.path.abspath(args.out)):
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    t0 = time.perf_counter()
+    quiet = args.quiet or args.out == "-"
+    with _atomic_text_writer(args.out) as f, tqdm(total=args.count, unit=" stories", disable=quiet,
+                                                 desc="writing stories") as bar:
+        for k, st in enumerate(stories.generate(args.count, seed=args.seed)):
+            if fmt == "jsonl":
+                f.write(stories.story_json(st, prompt_only=args.prompts) + "\n")
+            elif args.prompts:
+                f.write(st.prompt + "\n")
+            else:
+                f.write(st.text + "\n<|endoftext|>\n")
+            if k % 1000 == 999:
+                bar.update(1000)
+        bar.update(args.count - bar.n)
+    if not quiet:
+        dt = time.perf_counter() - t0
+        what = "prompts" if args.prompts else "stories"
+        print(f"wrote {args.count} {what} to {args.out} in {dt:.1f} s ({args.count / max(dt, 1e-9):,.0f}/s)",
+              file=sys.stderr)
+    return 0
+
+
+def _prepare(args) -> int:
+    from tinygpt.prepare import prepare
+
+    t0 = time.perf_counter()
+    meta = prepare(
+        args.inputs, args.out, vocab_size=args.vocab_size, tokenizer=args.tokenizer, val=args.val,
+        val_fraction=args.val_fraction, seed=args.seed, pattern=args.pattern, dtype=args.dtype,
+        num_threads=args.threads, errors=args.errors, overwrite=args.overwrite, progress=not args.quiet,
+    )
+    dt = time.perf_counter() - t0
+    mb = sum(s["bytes"] for s in meta["splits"].values()) / 1e6
+    for sp, line in meta["summary"].items():
+        print(f"{sp}: read {line}")
+    for sp, s in meta["splits"].items():
+        print(f"{sp}.bin: {s['tokens']:,} tokens from {s['stories']:,} stories ({s['bytes'] / 1e6:.1f} MB of text)")
+    print(f"vocabulary {meta['vocab_size']} ({meta['dtype']}), tokenizer {meta['tokenizer']['sha256'][:12]}; "
+          f"{mb:.1f} MB in {dt:.1f} s ({mb / max(dt, 1e-9):.1f} MB/s) -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tinygpt",
@@ -113,6 +190,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hf: tokenizer.json; tiktoken: a .tiktoken rank file")
     x.add_argument("--out", required=True, help="output file (or directory, for hf)")
     x.set_defaults(func=_tokenizer_export)
+
+    st = sub.add_parser("stories", help="write built-in procedurally generated children's stories",
+                        description="Writes short children's stories made from random plans (a verb, a "
+                        "noun and an adjective from a built-in child vocabulary, plus random story "
+                        "features), deterministic from --seed.")
+    st.add_argument("--count", type=int, default=1000, help="how many stories (default 1000)")
+    st.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    st.add_argument("--out", required=True,
+                    help="output file: .txt (TinyStories layout, stories separated by <|endoftext|> lines), "
+                    ".jsonl (story + plan per line), or - for stdout")
+    st.add_argument("--format", choices=["txt", "jsonl"], help="override the format the file name implies")
+    st.add_argument("--prompts", action="store_true",
+                    help="write the natural-language story requests (for any LLM) instead of stories")
+    st.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    st.set_defaults(func=_stories)
+
+    pr = sub.add_parser("prepare", help="tokenize story files into train/val shards for training",
+                        description="Reads and cleans stories (.txt with <|endoftext|> separators, "
+                        "TinyStories .json shards, .jsonl, folders, .gz of any), trains a tokenizer "
+                        "(or uses --tokenizer), and writes DIR/train.bin, DIR/val.bin, "
+                        "DIR/tokenizer.json and DIR/meta.json.")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="story files or folders")
+    pr.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    g = pr.add_mutually_exclusive_group()
+    g.add_argument("--vocab-size", type=int, default=4096, help="train a tokenizer of this size (default 4096)")
+    g.add_argument("--tokenizer", metavar="FILE", help="use this tokenizer instead of training one")
+    v = pr.add_mutually_exclusive_group()
+    v.add_argument("--val", nargs="+", metavar="INPUT", help="validation story files (default: a fraction of INPUT)")
+    v.add_argument("--val-fraction", type=float, default=None,
+                   help="share of the stories held out for validation, by a hash of each story (default 0.02)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the validation split (default 0)")
+    pr.add_argument("--pattern", default="gpt4", help="pre-tokenizer of a trained tokenizer: gpt4 (default), gpt2, or a regex")
+    pr.add_argument("--dtype", default="auto", choices=["auto", "uint16", "uint32"],
+                    help="token dtype (default: uint16 when the vocabulary fits)")
+    pr.add_argument("--threads", type=int, default=None, help="tokenizer threads (default: all cores)")
+    pr.add_argument("--errors", default="strict", choices=["strict", "replace"],
+                    help="invalid UTF-8: stop with the file and byte offset (strict, default) or replace it with U+FFFD")
+    pr.add_argument("--overwrite", action="store_true", help="replace shards already in DIR")
+    pr.add_argument("--quiet", action="store_true", help="no progress bars")
+    pr.set_defaults(func=_prepare)
     return p
 
 
@@ -120,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, TypeError) as e:
+    except (ValueError, OSError, TypeError) as e:
         print(f"tinygpt: error: {e}", file=sys.stderr)
         return 2
 
