@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from itertools import chain
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +53,14 @@ def four_grams_per_1000(words: list[str]) -> float:
     return 1000 * len(grams) / len(words)
 
 
+def top_share(words: list[str], k: int = 100) -> float:
+    """Share of all 4-gram occurrences taken by the k most common 4-grams (template dominance)."""
+    from collections import Counter
+
+    c = Counter(tuple(words[i:i + 4]) for i in range(len(words) - 3))
+    return sum(v for _, v in c.most_common(k)) / max(1, sum(c.values()))
+
+
 def peer_prepare(path: Path, enc, eot: int, out: Path) -> int:
     import numpy as np
 
@@ -59,7 +68,9 @@ def peer_prepare(path: Path, enc, eot: int, out: Path) -> int:
     stories = [s.strip() for s in text.split(EOT)]
     stories = [s for s in stories if s]
     ids = enc.encode_ordinary_batch(stories, num_threads=ARGS.threads)
-    flat = np.fromiter((t for e in ids for t in (*e, eot)), dtype=np.uint16)
+    for e in ids:
+        e.append(eot)
+    flat = np.fromiter(chain.from_iterable(ids), dtype=np.uint16, count=sum(map(len, ids)))
     flat.tofile(out)
     return len(flat)
 
@@ -105,6 +116,10 @@ def main() -> int:
         res["distinct_4grams_per_1000_words"] = {"generated": g4, "tinystories": r4, "words": w}
         rows.append((f"distinct 4-grams per 1,000 words (first {w:,} words)", f"{g4:.0f}", f"{r4:.0f} (TinyStories sample)",
                      f"{g4 / r4:.2f}x TinyStories"))
+        t_g, t_r = top_share(gen_words[:w]), top_share(real_words[:w])
+        res["top100_4gram_share"] = {"generated": t_g, "tinystories": t_r}
+        rows.append(("share of all 4-grams taken by the 100 most common", f"{100 * t_g:.1f}%",
+                     f"{100 * t_r:.1f}% (TinyStories sample)", f"{t_g / t_r:.2f}x"))
         wv_g, wv_r = len(set(gen_words[:w])), len(set(real_words[:w]))
         rows.append((f"distinct words (first {w:,} words)", f"{wv_g:,}", f"{wv_r:,} (TinyStories sample)", f"{wv_g / wv_r:.2f}x"))
 
@@ -120,23 +135,23 @@ def main() -> int:
                     size += len(s.text) + 15
                 i += 1000
         inputs = [("generated", corpus)] + ([("TinyStories sample", SAMPLE)] if SAMPLE.is_file() else [])
-        for name, path in inputs:
+        for j, (name, path) in enumerate(inputs):
             size_mb = path.stat().st_size / 1e6
             tok = Tokenizer.train([path], 4096, num_threads=args.threads)
             tok_file = tmp / "tok.json"
             tok.save(tok_file)
-            enc = tiktoken.Encoding(**tok.to_tiktoken())
+            enc = tiktoken.Encoding("tinygpt-bench", **tok.to_tiktoken())
             k = [0]
 
             def ours(train=False):
                 k[0] += 1
-                return prepare([str(path)], tmp / f"o{k[0]}", tokenizer=None if train else str(tok_file),
+                return prepare([str(path)], tmp / f"in{j}-{k[0]}", tokenizer=None if train else str(tok_file),
                                val_fraction=0.0, num_threads=args.threads, progress=False)
 
             t_ours = median_time(ours, args.repeats)
             t_train = median_time(lambda: ours(True), args.repeats)
             t_peer = median_time(lambda: peer_prepare(path, enc, tok.eot_token, tmp / "peer.bin"), args.repeats)
-            ours_ids = np.fromfile(tmp / "o1" / "train.bin", dtype=np.uint16)
+            ours_ids = np.fromfile(tmp / f"in{j}-1" / "train.bin", dtype=np.uint16)
             peer_ids = np.fromfile(tmp / "peer.bin", dtype=np.uint16)
             # the sample has stray blank lines and spaces that tinygpt's cleaning removes, so ids
             # are compared on the generated corpus, which is clean already

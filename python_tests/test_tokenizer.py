@@ -263,6 +263,30 @@ def test_encode_batch_matches_encode(tok, corpus):
         tok.encode_batch(texts, num_threads=2)
 
 
+
+def test_encode_batch_flat_matches_encode_batch(tok, corpus):
+    texts = corpus * 8 + ["", EOT, "x" * 5000]  # > 64 KB, so several threads really run
+    lists = tok.encode_batch(texts, allowed_special="all")
+    flat = [i for ids in lists for i in ids]
+    eot = tok.eot_token
+    with_sep = [i for ids in lists for i in (*ids, eot)]
+    for n in (1, 2, 3):
+        got = tok.encode_batch_flat(texts, allowed_special="all", num_threads=n)
+        assert got.format == "I" and got.tolist() == flat
+        assert tok.encode_batch_flat(texts, separator=eot, allowed_special="all", num_threads=n).tolist() == with_sep
+    assert tok.encode_batch_flat([], separator=eot).tolist() == []
+    as_text = tok.encode_batch_flat(texts, separator=eot, disallowed_special=()).tolist()
+    assert as_text == [i for t in texts for i in (*tok.encode_ordinary(t), eot)]
+    with pytest.raises(ValueError, match="endoftext"):
+        tok.encode_batch_flat(texts, num_threads=2)
+    with pytest.raises(ValueError, match="separator"):
+        tok.encode_batch_flat(texts, separator=tok.vocab_size)
+    with pytest.raises(TypeError):
+        tok.encode_batch_flat(["ok", 3])
+    custom = Tokenizer.train(corpus, 300, pattern=r"\w+|\s+|[^\w\s]+")
+    want = [i for t in corpus[:50] for i in (*custom.encode(t), custom.eot_token)]
+    assert custom.encode_batch_flat(corpus[:50], separator=custom.eot_token).tolist() == want
+
 # ---------------------------------------------------------------------------- streaming
 @HYP
 @given(s=mixed_text)

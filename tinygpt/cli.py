@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, TypeError) as e:
         print(f"tinygpt: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("tinygpt: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

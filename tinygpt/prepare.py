@@ -150,10 +150,8 @@ def prepare(
                                lambda s: "val" if is_val(s) else "train")
         with tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", disable=not progress) as bar:
             for sp, batch in _prefetch(streams):
-                encoded = tok.encode_batch(batch, disallowed_special=(), num_threads=num_threads)
-                flat = np.fromiter(chain.from_iterable(e + [eot] for e in encoded), dtype=np.int64,
-                                   count=sum(map(len, encoded)) + len(encoded))
-                writers[sp].write(flat)
+                flat = tok.encode_batch_flat(batch, separator=eot, disallowed_special=(), num_threads=num_threads)
+                writers[sp].write(np.frombuffer(flat, dtype=np.uint32))
                 nbytes = sum(len(s.encode("utf-8")) for s in batch)
                 counts[sp]["stories"] += len(batch)
                 counts[sp]["bytes"] += nbytes

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -163,11 +164,11 @@ OPEN = (
     "{A} was {a_trait} {a_desc}. {A_He} had a small room with a big window.",
 )
 ACT = (
-    "{A_He} loved to {act}.",
+    "{A_He} [loved|liked|really liked] to {act}.",
     "More than anything, {A} liked to {act}.",
-    "Every day, {A} would {act} with {a_his} {par}.",
+    "[Every day|Every morning|Each day|Most mornings], {A} would {act} with {a_his} {par}.",
     "{A}'s favorite thing to do was to {act}.",
-    "{A_He} {acted} every morning, and it made {a_him} very happy.",
+    "{A_He} {acted} every morning, and it made {a_him} [very|so|really] happy.",
     "When the sun was up, {A} liked to {act} outside.",
     "{A_He} could {act} all day long.",
     "{A_His} {par} always smiled when {p_he} saw {A} {acting}.",
@@ -183,24 +184,25 @@ ACT = (
 ACT_SAY = (
     '"I love to {act}!" {A} always said.',
     'Every morning, {A} asked, "{Par}, can I {act} today?"',
-    '"Look at me, {Par}! I can {act}!" {A} said with a big smile.',
+    '"Look at me, {Par}! I can {act}!" {A} said with a [big|happy|wide|bright] smile.',
     '{A} liked to {act}. "It is the best thing in the world," {a_he} said.',
     '"Watch me {act}!" {A} called to {a_his} {par}.',
     '"Can we {act} now?" {A} asked {a_his} {par} every day.',
 )
 FEEL = (
     "{A} felt {feel}.",
-    "{A_He} felt very {feel} that day.",
+    "{A_He} felt [very|so|really|a little] {feel} that day.",
     "For a while, {A} was {feel}.",
-    "{A_He} was feeling {feel}, and {a_he} did not know why.",
-    "{A} sat down on a rock. {A_He} felt {feel}.",
+    "{A_He} was feeling {feel}, [and {a_he} did not know why|but {a_he} did not say so|and it would not go away].",
+    "{A} sat down on [a rock|a bench|the grass|a log|the steps]. {A_He} felt {feel}.",
     "Deep inside, {A} felt {feel}.",
     "{A} did not say a word. {A_He} just felt {feel}.",
-    "All of a sudden, {A} felt {feel}.",
+    "[All of a sudden|Suddenly|Then], {A} felt {feel}.",
     "{A} looked at the sky and felt {feel}.",
     "{A_He} had never felt so {feel} before.",
     "{A}'s face showed that {a_he} was {feel}.",
 )
+FEEL_NAMED = tuple(t for t in FEEL if t.startswith("{A}"))  # after a sentence about the friend
 FEEL_SAY = (
     '"I feel {feel}," {A} {says}.',
     '{A} looked at {a_his} {par}. "I am so {feel}," {a_he} {says}.',
@@ -211,7 +213,7 @@ FEEL_SAY = (
 # the plan's object, introduced by plot
 FIND = (
     "{time}, {A} went to the {place}. There, {a_he} found {a_look_obj}.",
-    "{time}, {A} and {a_his} {par} went to the {place}. Near a big tree, {A} saw {a_look_obj} on the ground.",
+    "{time}, {A} and {a_his} {par} went to the {place}. Near a [big tree|tall tree|little bridge|flower bed|wooden fence], {A} saw {a_look_obj} on the ground.",
     "{time}, {A} was walking in the {place} when {a_he} saw something. It was {a_look_obj}!",
     "{time}, {A} was playing at the {place}. Under a bush, {a_he} found {a_look_obj}.",
     "{time}, {A} went for a walk to the {place}. Something was hiding in the grass. It was {a_look_obj}!",
@@ -221,7 +223,7 @@ FIND = (
     "{time}, {A} walked along the path to the {place}. There, {a_he} spotted {a_look_obj}.",
 )
 OWN = (
-    "{A} had {a_look_obj}. {A_He} took it everywhere {a_he} went.",
+    "{A} had {a_look_obj}. {A_He} took it [everywhere {a_he} went|to every place {a_he} went|with {a_him} all the time].",
     "{A_His} {par} had given {a_him} {a_look_obj}, and {A} loved it very much.",
     "{A}'s favorite thing was {a_look_obj}. {A_He} kept it next to {a_his} bed.",
     "{A} had {a_look_obj} that {a_he} loved more than anything.",
@@ -230,7 +232,7 @@ OWN = (
     "{A} had {a_look_obj}. {A_He} never went anywhere without it.",
 )
 WANT = (
-    "{time}, {A} went to the {place} with {a_his} {par}. There, {a_he} saw {a_look_obj}, and {a_he} wanted it very much.",
+    "{time}, {A} went to the {place} with {a_his} {par}. There, {a_he} saw {a_look_obj}, and {a_he} wanted it [very much|more than anything|so badly].",
     "{time}, at the {place}, {A} saw {a_look_obj}. {A_He} wished it was {a_hers}.",
     "{time}, {A} saw {a_look_obj} high up on a shelf at the {place}. {A_He} wanted it so much.",
     "{time}, {A} and {a_his} {par} walked past the {place}. {A} saw {a_look_obj} there and could not stop looking at it.",
@@ -238,16 +240,16 @@ WANT = (
     "{time}, {A} spotted {a_look_obj} at the {place}. {A_He} wished and wished for it.",
 )
 LOOK = (  # a second adjective for the object, so the plan's one is not repeated
-    "It was very {look2}.", "The {obj} was so {look2}.", "{A} had never seen such {a_look2} {obj}.",
-    "It looked {look2} in the sun.", "It was {look2}, and {A} liked it a lot.",
-    "It was {look2} and a little bit {look3}.", "The {obj} felt {look2} in {a_his} hands.",
+    "It was very {look2}.", "The {obj} was so {look2}.", "{A} had never seen [such {a_look2} {obj}|{a_obj} so {look2}].",
+    "It looked {look2} in the [sun|light|morning light].", "It was {look2}, and {A} [liked it a lot|could not stop smiling|wanted to keep it].",
+    "It was {look2} and [a little bit|also|a bit] {look3}.", "The {obj} felt {look2} in {a_his} hands.",
 )
 OBJ_VERB = (
     "{A_He} wanted to {ov} {the_vobj}.",
     "Later, {A} {oved} {the_vobj}.",
-    "{A} spent the whole afternoon {oving} {the_vobj}.",
-    "First, {A} {oved} {the_vobj}, and it was a lot of fun.",
-    "{A_He} {oved} {the_vobj} with great care.",
+    "{A} spent the whole [afternoon|morning|day] {oving} {the_vobj}.",
+    "First, {A} {oved} {the_vobj}, [and it was a lot of fun|and it was so much fun|and {a_he} loved it|and it made {a_him} laugh].",
+    "{A_He} {oved} {the_vobj} [with great care|very gently|slowly and carefully|as well as {a_he} could].",
     "{A} tried to {ov} {the_vobj} all by {a_self}.",
     "{A_He} decided to {ov} {the_vobj}.",
     "For a long time, {A} {oved} {the_vobj}.",
@@ -263,10 +265,10 @@ MEET = (
     "Then {A} met {b_intro}.",
     "Soon, {b_intro} came by.",
     "At the {place}, {A} saw {b_intro}.",
-    "{A_His} friend {B} came to play. {B} was {b_a_desc}.",
-    "Just then, {b_intro} walked over.",
+    "{A_His} friend {B} came [to play|over to play|to visit]. {B} was {b_a_desc}.",
+    "[Just then|Right then|At that moment], {b_intro} walked [over|up to {a_him}|by].",
     "On the way, {A} bumped into {b_intro}.",
-    "Before long, {A} noticed {b_intro} sitting all alone.",
+    "[Before long|Soon|Not long after], {A} noticed {b_intro} sitting all alone.",
     "Then {b_intro} came over to see what {A} was doing.",
     "Later, {A} met {b_intro} who lived nearby.",
 )
@@ -276,22 +278,22 @@ MEET_SAY = (
     '"What are you doing?" asked {b_intro}. "Come and see," said {A}.',
 )
 SOCIAL = (
-    "{A} ran to {B} and {sved} {b_him}.",
-    "{A_He} wanted to {sv} {B}.",
-    "Before long, {A} {sved} {B}.",
+    "{A} [ran|walked|went] [over |]to {B} and {sved} {b_him}.",
+    "{A} wanted to {sv} {B}.",
+    "[Before long|Soon|Not long after], {A} {sved} {B}.",
     "{A} {sved} {B}, and {B} smiled.",
     "{A} was happy to {sv} {a_his} new friend.",
-    "That day, {A} {sved} {B} for the first time.",
-    "{A} smiled and {sved} {B}.",
-    "Then {A} {sved} {B} one more time.",
+    "That day, {A} {sved} {B} [for the first time|in a friendly way|right there|without a word].",
+    "{A} [smiled and|grinned and|happily] {sved} {B}.",
+    "Then {A} {sved} {B} [one more time|again|once more].",
     "{A} did not wait. {A_He} {sved} {B} right away.",
-    "After that, {A} {sved} {B} every time they met.",
+    "After that, {A} {sved} {B} [every time they met|whenever they played|each morning].",
 )
 TOGETHER = (
-    "They {acted} together until the sun went down.",
-    "{A} and {B} {acted} together all afternoon.",
+    "They {acted} together [until the sun went down|until it got dark|until dinner time|until the stars came out|until the sky turned orange].",
+    "{A} and {B} {acted} together [all afternoon|for a long time|all morning|for hours].",
     "Then they went to {act} at the {place}.",
-    "They laughed and {acted} and had a great time.",
+    "They [laughed|giggled|talked] and {acted} and had [a great time|so much fun|the best time].",
     "{B} liked to {act} too, so they did it together.",
     "Then {A} and {B} {acted} side by side.",
     "Soon, {A} and {B} were {acting} together and laughing.",
@@ -351,16 +353,16 @@ SHOW = (
     "{A} had brought {a_his} {look} {obj}, and {a_he} showed it to {B}.",
 )
 LOSE = (
-    "When it was time to go home, the {obj} was gone!",
+    "When it was time to go [home|back home|inside], the {obj} was gone!",
     "{A} put the {obj} down to rest. When {a_he} looked again, it was not there.",
     "Then a strong wind came, and the {obj} was gone.",
     "{A} played for a while. Then {a_he} looked around, and the {obj} was gone!",
     "Later, {A} could not find the {obj} anywhere.",
 )
 SEARCH = (
-    "{A} and {B} looked everywhere. They looked under the trees and behind the rocks.",
+    "{A} and {B} looked [everywhere|all around|in every corner]. They looked under the trees and behind the rocks.",
     "{B} helped {A} look for it. They searched the whole {place}.",
-    "They looked high and low for the {obj}.",
+    "They looked [high and low|near and far|up and down] for the {obj}.",
     "They looked in the grass, under the bench and behind the trees.",
     "{A} called {B}, and together they looked all over the {place}.",
 )
@@ -375,7 +377,7 @@ EARN = (
     "{A} helped {a_his} {par} every day to earn it.",
     "{A} saved every coin {a_he} got for many days.",
     "{A} asked {a_his} {par} very nicely, many times.",
-    "Every day, {A} did {a_his} chores without being asked.",
+    "[Every day|Every morning|Each day|Most mornings], {A} did {a_his} chores without being asked.",
     "{A} waited and waited, and {a_he} did not complain.",
 )
 GET = (
@@ -393,7 +395,7 @@ FORESHADOW = (
         ('{A_His} {par} said, "Be careful with the {obj}. Puddles are everywhere today."',
          '"Hold the {obj} tight," {a_his} {par} told {a_him}. "The path is slippery."'),
         ("Then {A} slipped on a wet stone, and the {obj} fell into a muddy puddle.",
-         "Just then, {A} tripped over a root. The {obj} flew into the mud.",
+         "[Just then|Right then|At that moment], {A} tripped over a root. The {obj} flew into the mud.",
          "On the way, a big dog ran past, and the {obj} fell into a puddle."),
         ("{A} remembered what {a_his} {par} had said.",
          "{A_His} {par} had been right all along.",
@@ -424,23 +426,23 @@ TWIST = (
     "Under the {obj}, there was a tiny golden key.",
 )
 HAPPY_END = (
-    "{A} and {B} became best friends.",
+    "{A} and {B} became [best friends|good friends|the best of friends].",
     "From then on, {A} and {B} {acted} together every day.",
-    "{A} went home with a big smile on {a_his} face.",
+    "{A} went home with a [big|happy|wide|bright] smile on {a_his} face.",
     "That night, {A} went to bed happy, with the {obj} by {a_his} side.",
-    "{A} and {B} played until it was time to go home. It was the best day ever.",
+    "{A} and {B} played until it was time to go [home|back home|inside]. It was the [best day ever|happiest day of the year|best day {a_he} could remember].",
     "And they all lived happily ever after.",
     "{A} hugged {a_his} {par} and told {p_him} all about the day.",
-    "{A} and {B} waved goodbye and promised to play again soon.",
+    "{A} and {B} waved goodbye and promised to [play again soon|meet again the next day|play again tomorrow].",
     "That evening, {A} told {a_his} {par} about {a_his} new friend.",
     "From that day on, the {obj} was {A}'s favorite thing in the world.",
-    "{A} felt warm and happy inside.",
+    "{A} felt [warm and happy|happy and proud|warm and cozy] inside.",
     "When {A} went to sleep that night, {a_he} smiled.",
 )
 BAD_END = (
     "Then the {obj} fell on a hard rock and broke, and it could not be fixed. {A} was {sad}.",
     "Then a big wind took the {obj} far away. {A} never saw the {obj} again and went home {sad}.",
-    "But a big dog ran off with the {obj}, and it was gone forever. {A} cried all the way home.",
+    "But a big dog ran off with the {obj}, and it was gone forever. {A} cried all the way [home|back home|to bed].",
     "Then {B} got angry, went away and did not come back. {A} was {sad}.",
     "After that, nothing went right. The {obj} got lost, and {A} sat alone and felt {sad}.",
     "Then it began to rain, and the {obj} was ruined. {A} walked home slowly and felt {sad}.",
@@ -462,27 +464,30 @@ MORAL_SAY = (
 
 # Detail sentences bring extra random words in (a second animal, place, food, ...).
 DETAIL = (
-    "Along the way, {a_he} saw {a_animal2} {acting2} near {a_nature2}.",
-    "{A_a_look4_animal2} watched from behind a tree.",
-    "{A_He} stopped to look at {a_look4_nature2} on the ground.",
-    "The air smelled like fresh {food2s}.",
-    "There were {look4} {nature2s} all over the ground.",
-    "Not far away, {a_animal2} was {acting2} in the grass.",
-    "{A_He} waved at {a_animal2} that was sitting on a fence.",
-    "{A_His} {par} had packed {a_food2} and {a_food3} for later.",
-    "Somewhere nearby, a little bird was singing.",
-    "{A_He} walked past the {place2} and the {place3}.",
-    "{A_He} picked up {a_nature2} and put it in {a_his} pocket.",
-    "Just then, {a_look4_butterfly} flew past {a_his} nose.",
-    "Two {animal2s} were {acting2} by the {place2}.",
-    "{A_He} heard {a_animal2} in the bushes.",
-    "{A} ate {a_food2} and felt ready for the day.",
-    "{A_He} put {a_his} {thing2} in {a_his} bag, just in case.",
-    "There was {a_look4_thing2} on the bench.",
-    "Far away, {a_he} could see the {place2}.",
+    "[Along the way|On the way|Nearby|Not far from there], {a_he} [saw|spotted|noticed] {a_animal2} {acting2} [near|next to|behind|beside] {a_nature2}.",
+    "{A_a_look4_animal2} [watched from behind a tree|peeked out from a bush|sat quietly on a wall|looked down from a branch].",
+    "{A} [stopped to look at|bent down to look at|pointed at] {a_look4_nature2} [on the ground|by the path|in the grass].",
+    "The air smelled like [fresh|warm|sweet] {food2s}.",
+    "There were {look4} {nature2s} [all over the ground|along the path|everywhere {a_he} looked].",
+    "[Not far away|Close by|Over by the {place2}], {a_animal2} was {acting2} [in the grass|in the sun|by itself].",
+    "{A} waved at {a_animal2} that was [sitting on a fence|resting in the shade|looking at {a_him}].",
+    "{A_His} {par} had packed {a_food2} and {a_food3} [for later|for the trip|in a little basket].",
+    "Somewhere [nearby|far away|up in the trees], a [little|tiny|happy] bird was [singing|calling|chirping].",
+    "{A} [walked past|went by|ran past] the {place2} and the {place3}.",
+    "{A} picked up {a_nature2} and put it in {a_his} [pocket|bag|basket].",
+    "[Just then|For a moment|Right then], {a_look4_butterfly} [flew past|landed near|danced around] {a_his} nose.",
+    "Two {animal2s} were {acting2} [by the {place2}|under a tree|in the grass].",
+    "{A} heard {a_animal2} [in the bushes|behind the fence|somewhere close].",
+    "{A} [ate|shared|had] {a_food2} and felt ready for [the day|anything|an adventure].",
+    "{A} put {a_his} {thing2} in {a_his} bag, [just in case|to keep it safe|for later].",
+    "There was {a_look4_thing2} [on the bench|by the door|under a chair].",
+    "[Far away|In the distance|Over the hill], {a_he} could see the {place2}.",
+    "A [soft|warm|cool|gentle] wind moved the {nature2s}.",
+    "{A} [hummed|sang] a little song about {a_animal2} and {a_food2}.",
 )
 
 
+_ALT = re.compile(r"\[([^\[\]]*)\]")
 _CONNECT = (
     "Then", "After that", "Soon", "Later", "Next", "Right away", "A little later", "Now",
     "Before long", "In a moment", "After a while", "This time", "Just then", "So",
@@ -499,12 +504,15 @@ class _Writer:
         self.rng, self.c, self.say = rng, c, say
         self.names = (c["A"] + " ", c["B"] + " ")
 
-    def s(self, plain, spoken=None) -> str:
+    def s(self, plain, spoken=None, link: bool = True) -> str:
         rng, c = self.rng, self.c
         pool = spoken if (self.say and spoken and rng.random() < 0.6) else plain
         c["says"] = rng.choice(_SPEECH)
-        out = rng.choice(pool).format_map(c)
-        if rng.random() < 0.2:  # a linking word in front of a plain "Max ..." / "She ..." sentence
+        t = rng.choice(pool)
+        if "[" in t:  # [a|b|c]: one of the alternatives
+            t = _ALT.sub(lambda m: rng.choice(m.group(1).split("|")), t)
+        out = t.format_map(c)
+        if link and rng.random() < 0.2:  # a linking word in front of a plain "Max ..." / "She ..." sentence
             if out.startswith(self.names):
                 out = f"{rng.choice(_CONNECT)}, {out}" if rng.random() < 0.5 else f"{rng.choice(_CONNECT)} {out}"
             elif out.startswith(_CONNECTABLE):
@@ -558,7 +566,7 @@ def _context(rng, verb, noun, adj, hero, friend, parent) -> dict:
 
     # roles: the plan's word where its kind fits, a random word of the right kind elsewhere
     obj = noun if noun[2] in OBJECT_KINDS else ch(_OBJECTS)
-    c["obj"], c["objs"] = obj[0], obj[1]
+    c["obj"], c["objs"], c["a_obj"] = obj[0], obj[1], _a(obj[0])
     look = adj[0] if adj[1] in ("look", "size") else ch(_LOOKS)[0]
     c["look"], c["a_look"], c["a_look_obj"] = look, _a(look), _a(f"{look} {obj[0]}")
     look2, look3 = ch(_LOOKS)[0], ch(_LOOKS)[0]
@@ -618,7 +626,7 @@ def _compose(rng: random.Random, c: dict, features: tuple[str, ...], obj_kind: s
     fore = rng.choice(FORESHADOW) if has("foreshadowing") else None
     hint = s(*fore[:2]) if fore else None
 
-    p1 = [s(OPEN), s(ACT, ACT_SAY)]
+    p1 = [s(OPEN, link=False), s(ACT, ACT_SAY)]
     if rng.random() < 0.3:
         p1.append(rng.choice(_WEATHER) if not fore or fore is FORESHADOW[0] else "")
     p2: list[str] = []
@@ -650,7 +658,7 @@ def _compose(rng: random.Random, c: dict, features: tuple[str, ...], obj_kind: s
     else:  # help
         if hint:
             p1.append(hint)
-        p2 += [s(HELP), s(FEEL, FEEL_SAY), s(HELP_DO, HELP_SAY), s(SOCIAL)]
+        p2 += [s(HELP), s(FEEL_NAMED, FEEL_SAY), s(HELP_DO, HELP_SAY), s(SOCIAL)]
         p3 += [s(SHOW), s(LOOK), s(OBJ_VERB, OBJ_VERB_SAY)]
 
     if has("conflict"):
@@ -668,9 +676,9 @@ def _compose(rng: random.Random, c: dict, features: tuple[str, ...], obj_kind: s
     p4.append(s(BAD_END) if bad else s(HAPPY_END))
     if has("moral value"):
         p4.append(s(MORAL, MORAL_SAY))
-    for _ in range(rng.choice((1, 2, 2, 3))):  # a few details, anywhere but the first sentence
+    for _ in range(rng.choice((1, 2, 2, 3, 3))):  # a few details, never first in a paragraph
         para = rng.choice((p1, p2, p2, p3))
-        para.insert(rng.randint(1, len(para)) if para is p1 else rng.randint(0, len(para)), s(DETAIL))
+        para.insert(rng.randint(1, len(para)), s(DETAIL))
     paras = [p for p in (p1, p2, p3, p4) if p]
     return "\n".join(" ".join(x for x in p if x) for p in paras)
 

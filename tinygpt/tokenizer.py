@@ -7,6 +7,7 @@ code; custom patterns go through the `regex` module.
 
 from __future__ import annotations
 
+import array
 import base64
 import codecs
 import hashlib
@@ -232,6 +233,37 @@ class Tokenizer:
         if self._kind == "custom":
             return [self._encode_custom(t, allowed, disallowed) for t in texts]
         return self._core.encode_batch(texts, allowed, disallowed, _default_threads(num_threads))
+
+    def encode_batch_flat(
+        self,
+        texts: Sequence[str],
+        *,
+        separator: int | None = None,
+        allowed_special=(),
+        disallowed_special="all",
+        num_threads: int | None = None,
+    ) -> memoryview:
+        """Like `encode_batch`, but all ids back to back in one uint32 buffer (a memoryview of
+        format "I"; `numpy.frombuffer` takes it as is), with the id `separator` after each text
+        when given. No Python int per token: the form to write token shards in."""
+        if isinstance(texts, str):
+            raise TypeError("encode_batch_flat takes a list of str, not a single str")
+        if not isinstance(texts, list):
+            texts = list(texts)
+        if separator is not None and not (isinstance(separator, int) and 0 <= separator < self.vocab_size):
+            raise ValueError(f"separator must be a token id in [0, {self.vocab_size}), got {separator!r}")
+        allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
+        sep = -1 if separator is None else separator
+        if self._kind == "custom":
+            flat = array.array("I")
+            for ids in self.encode_batch(texts, allowed_special=allowed_special,
+                                         disallowed_special=disallowed_special):
+                flat.extend(ids)
+                if sep >= 0:
+                    flat.append(sep)
+            return memoryview(flat)
+        raw = self._core.encode_batch_flat(texts, allowed, disallowed, _default_threads(num_threads), sep)
+        return memoryview(raw).cast("I")
 
     def encode_bytes(self, data: bytes) -> list[int]:
         """Encodes arbitrary bytes; invalid UTF-8 bytes pre-tokenize as punctuation would, and

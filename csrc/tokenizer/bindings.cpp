@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <functional>
 #include <memory>
 
 #include "bpe.h"
@@ -145,13 +147,17 @@ struct PyBPE {
     return ints.to_list(out);
   }
 
-  py::list encode_batch(const py::list& texts, const std::vector<int>& allowed,
-                        const std::vector<int>& disallowed, int num_threads) {
-    check_indices(allowed);
-    check_indices(disallowed);
+  // One block of whole texts: their ids back to back, and where each text's ids end.
+  struct Block {
+    std::vector<uint32_t> ids;
+    std::vector<size_t> ends;
+  };
+
+  // The str items of `texts` as UTF-8 views (kept alive by `texts`), and their total size.
+  static std::vector<std::string_view> views_of(const py::list& texts, size_t& total) {
     std::vector<std::string_view> views;
     views.reserve(texts.size());
-    size_t total = 0;
+    total = 0;
     for (py::handle t : texts) {
       if (!PyUnicode_Check(t.ptr()))
         throw py::type_error("texts[" + std::to_string(views.size()) + "] must be str, got " +
@@ -159,10 +165,20 @@ struct PyBPE {
       views.push_back(utf8_of(t));
       total += views.back().size();
     }
+    return views;
+  }
+
+  // Encodes the texts in blocks handed out dynamically to up to `num_threads` threads, with the
+  // GIL released. `on_ready(b)` runs on the calling thread, with the GIL held, for each finished
+  // block in order, while the other threads go on encoding.
+  void parallel_encode(const std::vector<std::string_view>& views, size_t total,
+                                      const std::vector<int>& allowed, const std::vector<int>& disallowed,
+                                      int num_threads, std::vector<Block>& outs,
+                                      const std::function<void(size_t)>& on_ready) {
+    check_indices(allowed);
+    check_indices(disallowed);
     const size_t n = views.size();
-    py::list result(n);
     const size_t nt = total < (64u << 10) ? 1 : std::max(1, std::min<int>(num_threads, static_cast<int>(n)));
-    // Blocks of whole texts, handed out dynamically so that threads finish together.
     std::vector<size_t> block{0};
     const size_t block_bytes = std::max<size_t>(16u << 10, total / (nt * 32) + 1);
     for (size_t i = 0, acc = 0; i < n; ++i) {
@@ -174,23 +190,7 @@ struct PyBPE {
     }
     block.push_back(n);
     const size_t nblocks = block.size() - 1;
-    // Each block's ids go into one buffer (one allocation per block, not per text).
-    struct Out {
-      std::vector<uint32_t> ids;
-      std::vector<size_t> ends;
-    };
-    std::vector<Out> outs(nblocks);
-    auto to_python = [&](size_t b) {  // needs the GIL
-      if (outs[b].ends.size() != block[b + 1] - block[b]) return;  // cut short by an error
-      size_t start = 0;
-      for (size_t i = block[b]; i < block[b + 1]; ++i) {
-        size_t end = outs[b].ends[i - block[b]];
-        PyList_SET_ITEM(result.ptr(), static_cast<Py_ssize_t>(i),
-                        ints.to_list(outs[b].ids.data() + start, end - start).release().ptr());
-        start = end;
-      }
-      Out().ids.swap(outs[b].ids);
-    };
+    outs.assign(nblocks, Block());
     std::vector<std::string> errors(nblocks);
     std::unique_ptr<std::atomic<bool>[]> done(new std::atomic<bool>[nblocks]);
     for (size_t b = 0; b < nblocks; ++b) done[b] = false;
@@ -198,7 +198,7 @@ struct PyBPE {
     std::atomic<bool> failed{false};
     auto run_block = [&](size_t b, PieceCache& cache) {
       try {
-        Out out;  // filled locally: neighbouring blocks belong to other threads (false sharing)
+        Block out;  // filled locally: neighbouring blocks belong to other threads (false sharing)
         out.ends.reserve(block[b + 1] - block[b]);
         for (size_t i = block[b]; i < block[b + 1] && !failed; ++i) {
           check_disallowed(views[i], disallowed);
@@ -212,14 +212,12 @@ struct PyBPE {
       }
       done[b].store(true, std::memory_order_release);
     };
-    size_t converted = 0;  // blocks already turned into Python lists, in order
-    // Between its blocks the calling thread also builds the Python lists of finished ones, so
-    // that the (GIL-bound) list building overlaps the other threads' encoding.
+    size_t converted = 0;  // blocks already handed to on_ready, in order
     auto convert_ready = [&] {
-      if (failed || converted == nblocks || !done[converted].load(std::memory_order_acquire)) return;
+      if (!on_ready || failed || converted == nblocks || !done[converted].load(std::memory_order_acquire))
+        return;
       py::gil_scoped_acquire gil;
-      while (converted < nblocks && done[converted].load(std::memory_order_acquire))
-        to_python(converted++);
+      while (converted < nblocks && done[converted].load(std::memory_order_acquire)) on_ready(converted++);
     };
     {
       py::gil_scoped_release nogil;
@@ -230,10 +228,64 @@ struct PyBPE {
           if (t == 0) convert_ready();
         }
       });
-      while (!failed && converted < nblocks) convert_ready();
+      while (on_ready && !failed && converted < nblocks) convert_ready();
     }
     for (auto& e : errors)
       if (!e.empty()) throw py::value_error(e);
+  }
+
+  py::list encode_batch(const py::list& texts, const std::vector<int>& allowed,
+                        const std::vector<int>& disallowed, int num_threads) {
+    size_t total;
+    auto views = views_of(texts, total);
+    py::list result(views.size());
+    std::vector<Block> outs;
+    // Python lists of finished blocks are built while other threads still encode (the list
+    // building needs the GIL, the encoding does not).
+    parallel_encode(views, total, allowed, disallowed, num_threads, outs, [&](size_t b) {
+      size_t start = 0;
+      for (size_t i = first_text(outs, b), k = 0; k < outs[b].ends.size(); ++i, ++k) {
+        size_t end = outs[b].ends[k];
+        PyList_SET_ITEM(result.ptr(), static_cast<Py_ssize_t>(i),
+                        ints.to_list(outs[b].ids.data() + start, end - start).release().ptr());
+        start = end;
+      }
+      Block().ids.swap(outs[b].ids);
+    });
+    return result;
+  }
+
+  // Index of block b's first text: the texts of the blocks before it, which are all finished.
+  static size_t first_text(const std::vector<Block>& outs, size_t b) {
+    size_t i = 0;
+    for (size_t k = 0; k < b; ++k) i += outs[k].ends.size();
+    return i;
+  }
+
+  // All texts' ids as one native-endian uint32 buffer, with `sep` after each text when sep >= 0:
+  // what a shard file holds, without a Python int per token.
+  py::bytes encode_batch_flat(const py::list& texts, const std::vector<int>& allowed,
+                              const std::vector<int>& disallowed, int num_threads, int64_t sep) {
+    if (sep >= static_cast<int64_t>(bpe.id_limit()))
+      throw py::value_error("separator id " + std::to_string(sep) + " is not in the vocabulary");
+    size_t total;
+    auto views = views_of(texts, total);
+    std::vector<Block> outs;
+    parallel_encode(views, total, allowed, disallowed, num_threads, outs, nullptr);
+    size_t n = 0;
+    for (auto& o : outs) n += o.ids.size() + (sep >= 0 ? o.ends.size() : 0);
+    py::bytes result(py::reinterpret_steal<py::bytes>(PyBytes_FromStringAndSize(nullptr, n * 4)));
+    if (!result) throw py::error_already_set();
+    auto* dst = reinterpret_cast<uint32_t*>(PyBytes_AS_STRING(result.ptr()));
+    for (auto& o : outs) {
+      size_t start = 0;
+      for (size_t end : o.ends) {
+        std::memcpy(dst, o.ids.data() + start, (end - start) * 4);
+        dst += end - start;
+        if (sep >= 0) *dst++ = static_cast<uint32_t>(sep);
+        start = end;
+      }
+    }
     return result;
   }
 
@@ -293,6 +345,8 @@ void bind_tokenizer(py::module_& m) {
       .def("encode", &PyBPE::encode, py::arg("text"), py::arg("allowed"), py::arg("disallowed"))
       .def("encode_bytes", &PyBPE::encode_bytes, py::arg("data"))
       .def("encode_pieces", &PyBPE::encode_pieces, py::arg("pieces"))
+      .def("encode_batch_flat", &PyBPE::encode_batch_flat, py::arg("texts"), py::arg("allowed"),
+           py::arg("disallowed"), py::arg("num_threads"), py::arg("sep"))
       .def("encode_batch", &PyBPE::encode_batch, py::arg("texts"), py::arg("allowed"),
            py::arg("disallowed"), py::arg("num_threads"))
       .def("decode_bytes", &PyBPE::decode_bytes, py::arg("ids"))
