@@ -283,3 +283,22 @@ def test_sequential_windows_cover_the_tokens():
     rows = [r for b in sequential_windows(tokens, 4, 16) for r in b.tolist()]
     assert len(rows) == 999 // 16
     assert rows[0] == list(range(17)) and rows[1][0] == 16
+
+
+def test_hugging_face_dataset_input(tmp_path, monkeypatch):
+    rows = {"train": [{"text": s} for s in STORIES] + [{"text": "  \u00e2\u20ac\u0153Hi!\u00e2\u20ac\u009d  "}],
+            "validation": [{"text": "A held-out story about a duck."}]}
+
+    class FakeDatasets:  # stands in for the optional `datasets` package (no network in tests)
+        @staticmethod
+        def load_dataset(name, split, streaming):
+            assert name == "someone/stories" and streaming
+            return iter(rows[split])
+
+    monkeypatch.setitem(sys.modules, "datasets", FakeDatasets)
+    meta = prepare(["hf:someone/stories"], tmp_path / "out", val=["hf:someone/stories:validation"],
+                   vocab_size=300, progress=False)
+    shards = open_shards(tmp_path / "out")
+    assert decode_split(shards, "train") == STORIES + ["\u201cHi!\u201d"]  # cleaned as files are
+    assert decode_split(shards, "val") == ["A held-out story about a duck."]
+    assert meta["sources"] == {"train": ["hf:someone/stories"], "val": ["hf:someone/stories:validation"]}

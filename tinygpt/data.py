@@ -100,7 +100,12 @@ class DecodeError(ValueError):
 # Finding files
 # ---------------------------------------------------------------------------------------------
 
+HF_PREFIX = "hf:"  # "hf:NAME" or "hf:NAME:SPLIT": a Hugging Face dataset instead of a file
+
+
 def _format(path: str) -> str | None:
+    if path.startswith(HF_PREFIX):
+        return "hf"
     name = path.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -113,7 +118,8 @@ def _format(path: str) -> str | None:
 def list_files(inputs: PathLike | Iterable[PathLike]) -> list[str]:
     """Expands a path or paths into the files to read, in order.
 
-    Files are kept as given (each must have a supported format). Folders are searched recursively
+    Files are kept as given (each must have a supported format), and so are "hf:NAME[:SPLIT]"
+    Hugging Face dataset names (read by `load_hf_dataset`). Folders are searched recursively
     for supported files, hidden files and folders skipped, sorted by path. The same file named twice
     is read once. Raises FileNotFoundError for a missing path and ValueError for a folder without a
     supported file or a file of an unsupported format.
@@ -131,6 +137,9 @@ def list_files(inputs: PathLike | Iterable[PathLike]) -> list[str]:
 
     for item in inputs:
         p = os.fspath(item)
+        if isinstance(p, str) and p.startswith(HF_PREFIX) and not os.path.exists(p):
+            add(p)  # a Hugging Face dataset, streamed by load_hf_dataset
+            continue
         if os.path.isdir(p):
             found = []
             for root, dirs, files in os.walk(p):
@@ -360,7 +369,12 @@ def _read_jsonl(path: str, errors: str, stats: ReadStats, text_field: str | None
         yield parse(carry)
 
 
-_READERS = {".txt": _read_txt, ".json": _read_json, ".jsonl": _read_jsonl}
+def _read_hf(spec: str, errors: str, stats: ReadStats, text_field: str | None) -> Iterator[str]:
+    name, _, split = spec[len(HF_PREFIX):].partition(":")
+    return load_hf_dataset(name, split or "train", text_field or "text")
+
+
+_READERS = {".txt": _read_txt, ".json": _read_json, ".jsonl": _read_jsonl, "hf": _read_hf}
 
 
 # ---------------------------------------------------------------------------------------------

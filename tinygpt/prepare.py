@@ -138,7 +138,9 @@ def prepare(
     stats = {"train": data.ReadStats(), "val": data.ReadStats()}
     counts = {sp: {"stories": 0, "bytes": 0} for sp in ("train", "val")}
     writers = {sp: ShardWriter(os.path.join(out, f"{sp}.bin"), kind) for sp in ("train", "val")}
-    total = sum(os.path.getsize(f) for f in train_files + val_files)
+    # progress counts bytes of text against the files' sizes (unknown for a Hugging Face dataset)
+    on_disk = [f for f in train_files + val_files if not f.startswith(data.HF_PREFIX)]
+    total = sum(os.path.getsize(f) for f in on_disk) if len(on_disk) == len(train_files + val_files) else None
     try:
         if val_files:
             streams = chain(
@@ -174,8 +176,7 @@ def prepare(
             "eot_token": eot,
             "tokenizer": {"file": TOKENIZER, "sha256": tok.fingerprint, "trained_here": tokenizer is None},
             "splits": {sp: {"tokens": writers[sp].tokens, **counts[sp]} for sp in ("train", "val")},
-            "sources": {"train": [os.path.abspath(f) for f in train_files],
-                        "val": [os.path.abspath(f) for f in val_files]},
+            "sources": {"train": [_source(f) for f in train_files], "val": [_source(f) for f in val_files]},
             "val_fraction": None if val_files else val_fraction,
             "seed": seed,
             "reading": {sp: stats[sp].__dict__.copy() for sp in ("train", "val") if stats[sp].files},
@@ -194,6 +195,10 @@ def prepare(
         raise
     meta["summary"] = {sp: stats[sp].summary() for sp in ("train", "val") if stats[sp].files}
     return meta
+
+
+def _source(f: str) -> str:
+    return f if f.startswith(data.HF_PREFIX) else os.path.abspath(f)
 
 
 def _check_out(out: str, tok: Tokenizer | None, overwrite: bool) -> None:
