@@ -158,6 +158,8 @@ def prepare(
                 counts[sp]["stories"] += len(batch)
                 counts[sp]["bytes"] += nbytes
                 bar.update(nbytes)
+            if total is not None:  # separators and cleaned-away whitespace were not counted
+                bar.update(max(0, total - bar.n))
         if counts["train"]["stories"] == 0:
             raise ValueError(
                 "empty corpus: no training stories in " + ", ".join(train_files)
