@@ -215,7 +215,7 @@ def work_hf(a, stories) -> dict:
     from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 
     train, held_out, text = split(stories)
-    T, R = a.threads, a.repeats
+    R = a.repeats
     # The split regex is the one tinygpt exports for HF's engine (see to_huggingface).
     with open(a.workdir / "tokenizer.json") as f:
         hf_pattern = json.load(f)["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"]

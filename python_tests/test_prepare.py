@@ -86,7 +86,7 @@ def test_split_is_deterministic_and_seeded(tmp_path):
     src = write_txt(tmp_path / "s.txt", STORIES)
     a = prepare([src], tmp_path / "a", vocab_size=300, val_fraction=0.3, seed=1, progress=False)
     b = prepare([src], tmp_path / "b", vocab_size=300, val_fraction=0.3, seed=1, progress=False)
-    c = prepare([src], tmp_path / "c", vocab_size=300, val_fraction=0.3, seed=2, progress=False)
+    prepare([src], tmp_path / "c", vocab_size=300, val_fraction=0.3, seed=2, progress=False)
     va, vb, vc = (decode_split(open_shards(tmp_path / d), "val") for d in "abc")
     assert va == vb and va != vc
     assert a["splits"] == b["splits"]

@@ -7,7 +7,6 @@ import os
 import pathlib
 import random
 import time
-import warnings
 
 import pytest
 import tiktoken
@@ -16,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tinygpt import Tokenizer
-from tinygpt.tokenizer import GPT2_PATTERN, GPT4_PATTERN
 
 EOT = "<|endoftext|>"
 HYP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import sys
 import time
@@ -76,34 +77,11 @@ def _tokenizer_export(args) -> int:
     return 0
 
 
-def _atomic_text_writer(path: str):
-    """Writes to `path` through a temp file renamed at the end, so a killed run leaves no half file."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def cm():
-        if path == "-":
-            yield sys.stdout
-            return
-        tmp = f"{path}.tmp{os.getpid()}"
-        try:
-            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-
-    return cm()
-
-
 def _stories(args) -> int:
     from tqdm import tqdm
 
     from tinygpt import stories
+    from tinygpt.fileio import atomic_write
 
     if args.count < 0:
         print("tinygpt: error: --count must be >= 0", file=sys.stderr)
@@ -113,7 +91,8 @@ def _stories(args) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t0 = time.perf_counter()
     quiet = args.quiet or args.out == "-"
-    with _atomic_text_writer(args.out) as f, tqdm(total=args.count, unit=" stories", disable=quiet,
+    out = contextlib.nullcontext(sys.stdout) if args.out == "-" else atomic_write(args.out, newline="\n")
+    with out as f, tqdm(total=args.count, unit=" stories", disable=quiet,
                                                  desc="writing stories") as bar:
         for k, st in enumerate(stories.generate(args.count, seed=args.seed)):
             if fmt == "jsonl":

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Mapping, Sequence
 
+from tinygpt.fileio import write_json
 from tinygpt.patterns import GPT2_PATTERN, from_onig, to_onig
 
 
@@ -74,10 +74,7 @@ def write(
             "merges": [f"{_to_str(tokens[a])} {_to_str(tokens[b])}" for a, b in merges],
         },
     }
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False)
-    os.replace(tmp, path)
+    write_json(path, doc)
 
 
 def read(path: str, max_id: int) -> dict:

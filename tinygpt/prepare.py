@@ -13,8 +13,8 @@ import numpy as np
 from tqdm import tqdm
 
 from tinygpt import data
-from tinygpt.shards import (FORMAT, FORMAT_VERSION, META, TOKENIZER, ShardError, ShardWriter, dtype_for,
-                            open_shards, write_json_atomic)
+from tinygpt.fileio import write_json
+from tinygpt.shards import FORMAT, FORMAT_VERSION, META, TOKENIZER, ShardError, ShardWriter, dtype_for, open_shards
 from tinygpt.tokenizer import Tokenizer
 
 DEFAULT_VAL_FRACTION = 0.02
@@ -190,7 +190,7 @@ def prepare(
         for w in writers.values():
             w.commit()
         tok.save(os.path.join(out, TOKENIZER))
-        write_json_atomic(meta_path, meta)
+        write_json(meta_path, meta, indent=2)
     except BaseException:
         for w in writers.values():
             w.abort()

@@ -38,16 +38,6 @@ def dtype_for(vocab_size: int, requested: str = "auto") -> str:
     return "uint16" if vocab_size <= 1 << 16 else "uint32"
 
 
-def write_json_atomic(path: str, obj) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class ShardError(ValueError):
     """A shard directory that cannot be used (unfinished, damaged, or from another tokenizer)."""
 

@@ -143,7 +143,7 @@ def _a(phrase: str) -> str:
 # --- the story parts --------------------------------------------------------------------------
 # Each tuple holds alternative sentences for one step of a story; "_SAY" tuples are the ones used
 # when the plan asks for dialogue. Keys: A/B/Par = hero/friend/parent, a_he/b_his/p_he ...
-# pronouns (A_He capitalized), obj/look/place/act/ov/sv/feel/trait = the role words.
+# pronouns (A_He capitalized), obj/look/place/act/ov/sv/feel/a_trait = the role words.
 
 OPEN = (
     "Once upon a time, there was {a_trait} {a_desc} named {A}.",
@@ -566,15 +566,15 @@ def _context(rng, verb, noun, adj, hero, friend, parent) -> dict:
 
     # roles: the plan's word where its kind fits, a random word of the right kind elsewhere
     obj = noun if noun[2] in OBJECT_KINDS else ch(_OBJECTS)
-    c["obj"], c["objs"], c["a_obj"] = obj[0], obj[1], _a(obj[0])
+    c["obj"], c["a_obj"] = obj[0], _a(obj[0])
     look = adj[0] if adj[1] in ("look", "size") else ch(_LOOKS)[0]
-    c["look"], c["a_look"], c["a_look_obj"] = look, _a(look), _a(f"{look} {obj[0]}")
+    c["look"], c["a_look_obj"] = look, _a(f"{look} {obj[0]}")
     look2, look3 = ch(_LOOKS)[0], ch(_LOOKS)[0]
     c["look2"], c["a_look2"], c["look3"] = look2, _a(look2), look3
     c["place"] = noun[0] if noun[2] == "place" else ch(_NOUNS["place"])[0]
     feel = adj[0] if adj[1] == "feeling" else ch(_ADJS["feeling"])[0]
     trait = adj[0] if adj[1] == "trait" else ch(_ADJS["trait"])[0]
-    c["feel"], c["trait"], c["a_trait"] = feel, trait, _a(trait)
+    c["feel"], c["a_trait"] = feel, _a(trait)
     c["a_desc"] = "little " + hero.kind
 
     act = verb if verb[3] == "act" else ch(_VERBS["act"])
@@ -587,7 +587,7 @@ def _context(rng, verb, noun, adj, hero, friend, parent) -> dict:
     c["ov"], c["oved"], c["oving"] = ov[0], ov[1], ov[2]
     c["the_vobj"] = f"the {obj[0]}" if vobj is obj else _a(vobj[0])
     sv = verb if verb[3] == "social" else ch(_VERBS["social"])
-    c["sv"], c["sved"], c["sving"] = sv[0], sv[1], sv[2]
+    c["sv"], c["sved"] = sv[0], sv[1]
 
     animal2 = ch(_NOUNS["animal"])
     act2 = ch(_VERBS["act"])

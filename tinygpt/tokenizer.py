@@ -20,6 +20,7 @@ from typing import Iterable, Mapping, Sequence, Union
 from tqdm.auto import tqdm
 
 from tinygpt import _C, huggingface
+from tinygpt.fileio import write_json
 from tinygpt.patterns import GPT2_PATTERN, GPT4_PATTERN, PATTERNS, resolve, split_covering
 
 __all__ = ["Tokenizer", "IncrementalDecoder", "GPT2_PATTERN", "GPT4_PATTERN", "PATTERNS"]
@@ -485,14 +486,7 @@ class Tokenizer:
 
     def save(self, path: PathLike) -> None:
         """Writes the tokenizer as JSON (format documented in the README), atomically."""
-        path = os.fspath(path)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self._state(), f, indent=None, separators=(",", ":"))
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_json(path, self._state(), indent=None, separators=(",", ":"))
 
     @classmethod
     def load(cls, path: PathLike) -> "Tokenizer":
