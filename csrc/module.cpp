@@ -3,8 +3,13 @@
 // reached as torch.ops.tinygpt.*.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
+#include "common/cpu_isa.h"
+
 namespace tinygpt {
 void bind_tokenizer(pybind11::module_& m);
+void set_cpu_isa_by_name(const std::string& name);
 }
 
 PYBIND11_MODULE(_C, m) {
@@ -15,4 +20,14 @@ PYBIND11_MODULE(_C, m) {
   m.attr("with_cuda") = false;
 #endif
   tinygpt::bind_tokenizer(m);
+  // Which per-ISA build of the CPU kernels runs; tests switch it to cover every path.
+  m.def("_cpu_isa", [] { return std::string(tinygpt::isa_name(tinygpt::cpu_isa())); });
+  m.def("_cpu_isa_supported", [] { return std::string(tinygpt::isa_name(tinygpt::cpu_isa_supported())); });
+  m.def("_set_cpu_isa", [](const std::string& name) {
+    try {
+      tinygpt::set_cpu_isa_by_name(name);
+    } catch (const std::invalid_argument& e) {
+      throw pybind11::value_error(e.what());
+    }
+  });
 }

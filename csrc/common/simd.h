@@ -1,0 +1,106 @@
+// Portable SIMD for the CPU kernels, on GCC/Clang vector extensions. A kernel's code is compiled
+// once per instruction set (files *_base.cpp, *_avx2.cpp, *_avx512.cpp, see CMakeLists.txt) with
+// TINYGPT_ISA naming the namespace it lives in, so that no inline code compiled for one ISA can
+// be picked by the linker for another. The same 16-lane type becomes one zmm register with
+// AVX-512, two ymm with AVX2 and four xmm on the baseline. Everything here has internal linkage;
+// kernel files must not include torch or std templates for the same reason.
+#pragma once
+
+#include <cstdint>
+
+#ifndef TINYGPT_ISA
+#error "compile this file as *_base.cpp, *_avx2.cpp or *_avx512.cpp (CMake defines TINYGPT_ISA)"
+#endif
+
+namespace tinygpt {
+namespace TINYGPT_ISA {
+namespace {
+
+constexpr int kLanes = 16;
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
+typedef uint16_t u16x16 __attribute__((vector_size(32)));
+typedef float f32x16_u __attribute__((vector_size(64), aligned(4), may_alias));
+typedef uint16_t u16x16_u __attribute__((vector_size(32), aligned(2), may_alias));
+
+inline f32x16 splat(float x) { return f32x16{} + x; }
+inline f32x16 load(const float* p) { return *reinterpret_cast<const f32x16_u*>(p); }
+inline void store(float* p, f32x16 v) { *reinterpret_cast<f32x16_u*>(p) = v; }
+inline f32x16 vmax(f32x16 a, f32x16 b) { return a > b ? a : b; }
+inline f32x16 vmin(f32x16 a, f32x16 b) { return a < b ? a : b; }
+
+// The first n (< 16) lanes from p, the rest 0; and the matching partial store.
+inline f32x16 load_n(const float* p, int n) {
+  f32x16 v = {};
+  for (int i = 0; i < n; ++i) v[i] = p[i];
+  return v;
+}
+inline void store_n(float* p, f32x16 v, int n) {
+  for (int i = 0; i < n; ++i) p[i] = v[i];
+}
+
+inline float hsum(f32x16 v) {
+  float s = 0.f;
+  for (int i = 0; i < kLanes; ++i) s += v[i];
+  return s;
+}
+inline float hmax(f32x16 v) {
+  float m = v[0];
+  for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+// exp(x) to about 2 ulp (Cephes' polynomial), exactly 0 below -87.3 (so exp(-inf) = 0), inf above 88.7.
+inline f32x16 vexp(f32x16 x) {
+  const f32x16 under = x < -87.3f ? splat(0.f) : splat(1.f);
+  const f32x16 over = x > 88.7f ? splat(__builtin_inff()) : splat(0.f);
+  x = vmin(vmax(x, splat(-87.3f)), splat(88.3f));
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  f32x16 n = (x * 1.44269504088896341f + magic) - magic;
+  f32x16 r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  f32x16 p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  i32x16 e = (__builtin_convertvector(n, i32x16) + 127) << 23;
+  f32x16 y = p * reinterpret_cast<f32x16&>(e) * under;
+  return over > 0.f ? over : y;
+}
+
+inline float sexp(float x) {  // the same, one value
+  f32x16 v = vexp(splat(x));
+  return v[0];
+}
+
+// bfloat16 <-> float: bf16 is the high half of a float; rounding to nearest even, NaN kept NaN.
+inline f32x16 load_bf16(const uint16_t* p) {
+  u32x16 w = __builtin_convertvector(*reinterpret_cast<const u16x16_u*>(p), u32x16) << 16;
+  return reinterpret_cast<f32x16&>(w);
+}
+inline f32x16 load_bf16_n(const uint16_t* p, int n) {
+  f32x16 v = {};
+  for (int i = 0; i < n; ++i) {
+    uint32_t w = static_cast<uint32_t>(p[i]) << 16;
+    v[i] = reinterpret_cast<float&>(w);
+  }
+  return v;
+}
+inline u16x16 to_bf16(f32x16 v) {
+  u32x16 w = reinterpret_cast<u32x16&>(v);
+  u32x16 r = (w + 0x7FFFu + ((w >> 16) & 1u)) >> 16;
+  r = v != v ? u32x16{} + 0x7FC0u : r;
+  return __builtin_convertvector(r, u16x16);
+}
+inline void store_bf16(uint16_t* p, f32x16 v) { *reinterpret_cast<u16x16_u*>(p) = to_bf16(v); }
+inline void store_bf16_n(uint16_t* p, f32x16 v, int n) {
+  u16x16 h = to_bf16(v);
+  for (int i = 0; i < n; ++i) p[i] = h[i];
+}
+
+}  // namespace
+}  // namespace TINYGPT_ISA
+}  // namespace tinygpt

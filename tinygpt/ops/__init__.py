@@ -1,0 +1,5 @@
+"""Fused CPU kernels, registered as `torch.ops.tinygpt.*`, with autograd and fake (meta)
+implementations so they work with `torch.compile`. `tinygpt.ops.reference` has the plain PyTorch
+version of each, with the same signature."""
+
+from tinygpt.ops import reference  # noqa: F401
