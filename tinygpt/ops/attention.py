@@ -1,0 +1,45 @@
+"""Fused attention (`torch.ops.tinygpt.attention`): flash-style forward and backward."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tinygpt import _C  # noqa: F401  (registers the ops)
+
+
+@torch.library.register_fake("tinygpt::attention")
+def _(q, k, v, causal, scale):
+    return torch.empty_like(q), q.new_empty(q.shape[:3], dtype=torch.float32)
+
+
+@torch.library.register_fake("tinygpt::attention_backward")
+def _(grad_out, q, k, v, out, lse, causal, scale):
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+def _setup(ctx, inputs, output):
+    q, k, v, causal, scale = inputs
+    out, lse = output
+    ctx.save_for_backward(q, k, v, out, lse)
+    ctx.causal, ctx.scale = causal, scale
+
+
+def _backward(ctx, grad_out, grad_lse):
+    q, k, v, out, lse = ctx.saved_tensors
+    dq, dk, dv = torch.ops.tinygpt.attention_backward(grad_out.contiguous(), q, k, v, out, lse, ctx.causal, ctx.scale)
+    return dq, dk, dv, None, None
+
+
+torch.library.register_autograd("tinygpt::attention", _backward, setup_context=_setup)
+
+
+def attention(q, k, v, *, causal: bool = True, scale: float | None = None):
+    """Softmax attention of q (B, H, T, D) over k, v (B, Hkv, S, D), H a multiple of Hkv
+    (grouped-query attention). With `causal`, query i attends to keys j <= i + S - T. `scale`
+    defaults to 1/sqrt(D). float32 or bfloat16; no T x S matrix is materialized."""
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+    out, _ = torch.ops.tinygpt.attention(q.contiguous(), k.contiguous(), v.contiguous(), causal, float(scale))
+    return out
