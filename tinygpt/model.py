@@ -141,8 +141,8 @@ PRESETS: dict[str, GPTConfig] = {
     "33m": GPTConfig(dim=768, n_layers=4, n_heads=16, max_seq_len=512),
     # llama2.c stories42M (dim 512) is 27M here: wider.
     "42m": GPTConfig(dim=640, n_layers=8, n_heads=8, max_seq_len=1024),
-    # llama2.c stories110M's shape: 88M at vocab 4096.
-    "110m": GPTConfig(dim=768, n_layers=12, n_heads=12, max_seq_len=1024),
+    # llama2.c stories110M's width and heads (its 12 layers give 88M at vocab 4096): 15 layers.
+    "110m": GPTConfig(dim=768, n_layers=15, n_heads=12, max_seq_len=1024),
 }
 
 
