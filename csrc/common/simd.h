@@ -27,8 +27,31 @@ typedef uint16_t u16x16_u __attribute__((vector_size(32), aligned(2), may_alias)
 inline f32x16 splat(float x) { return f32x16{} + x; }
 inline f32x16 load(const float* p) { return *reinterpret_cast<const f32x16_u*>(p); }
 inline void store(float* p, f32x16 v) { *reinterpret_cast<f32x16_u*>(p) = v; }
-inline f32x16 vmax(f32x16 a, f32x16 b) { return a > b ? a : b; }
-inline f32x16 vmin(f32x16 a, f32x16 b) { return a < b ? a : b; }
+
+// Lane-wise (a < b ? x : y). GCC turns comparisons of vectors wider than the hardware's into
+// scalar code, so without AVX-512 they are done on native-width pieces.
+#if defined(__AVX512F__)
+inline f32x16 select_lt(f32x16 a, f32x16 b, f32x16 x, f32x16 y) { return a < b ? x : y; }
+#else
+#if defined(__AVX__)
+typedef float f32xw __attribute__((vector_size(32)));
+#else
+typedef float f32xw __attribute__((vector_size(16)));
+#endif
+inline f32x16 select_lt(f32x16 a, f32x16 b, f32x16 x, f32x16 y) {
+  constexpr int n = 64 / sizeof(f32xw);
+  f32xw pa[n], pb[n], px[n], py[n];
+  __builtin_memcpy(pa, &a, 64);
+  __builtin_memcpy(pb, &b, 64);
+  __builtin_memcpy(px, &x, 64);
+  __builtin_memcpy(py, &y, 64);
+  for (int i = 0; i < n; ++i) px[i] = pa[i] < pb[i] ? px[i] : py[i];
+  __builtin_memcpy(&x, px, 64);
+  return x;
+}
+#endif
+inline f32x16 vmax(f32x16 a, f32x16 b) { return select_lt(a, b, b, a); }
+inline f32x16 vmin(f32x16 a, f32x16 b) { return select_lt(a, b, a, b); }
 
 // The first n (< 16) lanes from p, the rest 0; and the matching partial store.
 inline f32x16 load_n(const float* p, int n) {
@@ -53,9 +76,9 @@ inline float hmax(f32x16 v) {
 
 // exp(x) to about 2 ulp (Cephes' polynomial), exactly 0 below -87.3 (so exp(-inf) = 0), inf above 88.7.
 inline f32x16 vexp(f32x16 x) {
-  const f32x16 under = x < -87.3f ? splat(0.f) : splat(1.f);
-  const f32x16 over = x > 88.7f ? splat(__builtin_inff()) : splat(0.f);
-  x = vmin(vmax(x, splat(-87.3f)), splat(88.3f));
+  const f32x16 lo = splat(-87.3f), hi = splat(88.3f);
+  const f32x16 orig = x;
+  x = vmin(vmax(x, lo), hi);
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   f32x16 n = (x * 1.44269504088896341f + magic) - magic;
   f32x16 r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -66,9 +89,10 @@ inline f32x16 vexp(f32x16 x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  i32x16 e = (__builtin_convertvector(n, i32x16) + 127) << 23;
-  f32x16 y = p * reinterpret_cast<f32x16&>(e) * under;
-  return over > 0.f ? over : y;
+  const i32x16 e = (__builtin_convertvector(n, i32x16) + 127) << 23;
+  f32x16 y = p * __builtin_bit_cast(f32x16, e);
+  y = select_lt(orig, lo, splat(0.f), y);                        // underflow, -inf
+  return select_lt(splat(88.7f), orig, splat(__builtin_inff()), y);  // overflow, +inf
 }
 
 inline float sexp(float x) {  // the same, one value
@@ -78,21 +102,21 @@ inline float sexp(float x) {  // the same, one value
 
 // bfloat16 <-> float: bf16 is the high half of a float; rounding to nearest even, NaN kept NaN.
 inline f32x16 load_bf16(const uint16_t* p) {
-  u32x16 w = __builtin_convertvector(*reinterpret_cast<const u16x16_u*>(p), u32x16) << 16;
-  return reinterpret_cast<f32x16&>(w);
+  const u32x16 w = __builtin_convertvector(*reinterpret_cast<const u16x16_u*>(p), u32x16) << 16;
+  return __builtin_bit_cast(f32x16, w);
 }
 inline f32x16 load_bf16_n(const uint16_t* p, int n) {
   f32x16 v = {};
-  for (int i = 0; i < n; ++i) {
-    uint32_t w = static_cast<uint32_t>(p[i]) << 16;
-    v[i] = reinterpret_cast<float&>(w);
-  }
+  for (int i = 0; i < n; ++i) v[i] = __builtin_bit_cast(float, static_cast<uint32_t>(p[i]) << 16);
   return v;
 }
 inline u16x16 to_bf16(f32x16 v) {
-  u32x16 w = reinterpret_cast<u32x16&>(v);
+  const u32x16 w = __builtin_bit_cast(u32x16, v);
   u32x16 r = (w + 0x7FFFu + ((w >> 16) & 1u)) >> 16;
-  r = v != v ? u32x16{} + 0x7FC0u : r;
+  // NaN stays NaN (the rounding above could carry it into inf): neither below +inf nor above -inf
+  const f32x16 inf = splat(__builtin_inff()), rf = __builtin_bit_cast(f32x16, r);
+  const f32x16 nan = __builtin_bit_cast(f32x16, u32x16{} + 0x7FC0u);
+  r = __builtin_bit_cast(u32x16, select_lt(v, inf, rf, select_lt(-inf, v, rf, nan)));
   return __builtin_convertvector(r, u16x16);
 }
 inline void store_bf16(uint16_t* p, f32x16 v) { *reinterpret_cast<u16x16_u*>(p) = to_bf16(v); }
