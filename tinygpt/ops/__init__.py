@@ -3,3 +3,4 @@ implementations so they work with `torch.compile`. `tinygpt.ops.reference` has t
 version of each, with the same signature."""
 
 from tinygpt.ops import reference  # noqa: F401
+from tinygpt.ops.cross_entropy import cross_entropy  # noqa: F401
