@@ -4,3 +4,4 @@ version of each, with the same signature."""
 
 from tinygpt.ops import reference  # noqa: F401
 from tinygpt.ops.attention import attention  # noqa: F401
+from tinygpt.ops.cross_entropy import cross_entropy  # noqa: F401

@@ -1,0 +1,1 @@
+#include "cross_entropy/kernel.h"
