@@ -3,3 +3,6 @@ implementations so they work with `torch.compile`. `tinygpt.ops.reference` has t
 version of each, with the same signature."""
 
 from tinygpt.ops import reference  # noqa: F401
+from tinygpt.ops.rms_norm import rms_norm  # noqa: F401
+from tinygpt.ops.rope import rope  # noqa: F401
+from tinygpt.ops.swiglu import swiglu  # noqa: F401
