@@ -1,0 +1,1 @@
+#include "rms_norm/kernel.h"

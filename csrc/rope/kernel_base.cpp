@@ -1,0 +1,1 @@
+#include "rope/kernel.h"

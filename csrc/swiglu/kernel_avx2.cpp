@@ -1,0 +1,1 @@
+#include "swiglu/kernel.h"
