@@ -22,40 +22,51 @@ namespace tinygpt {
 namespace TINYGPT_ISA {
 namespace {
 
-// Register blocking of the small matrix products: MR rows x NV vectors of 16 columns.
+// Register blocking of the small matrix products: MR rows x NV groups of 16 columns, held in
+// vectors of the machine's own width (wider GCC vectors would live in memory without AVX-512).
 #if defined(__AVX512F__)
+typedef float fw __attribute__((vector_size(64)));
 constexpr int kMR = 6, kNV = 4;
-#elif defined(__AVX2__)
-constexpr int kMR = 4, kNV = 1;
+#elif defined(__AVX__)
+typedef float fw __attribute__((vector_size(32)));
+constexpr int kMR = 6, kNV = 1;
 #else
+typedef float fw __attribute__((vector_size(16)));
 constexpr int kMR = 2, kNV = 1;
 #endif
+constexpr int kW = sizeof(fw) / sizeof(float);
 
 // C[MR x 16*NV] (+)= A[MR x K] * B[K x 16*NV]. A[r][k] is A[r * ars + k * aks], so the same
 // kernel reads A transposed (ars = 1) without copying it; B and C are row-major.
 template <int MR, int NV>
 inline void micro(int64_t K, const float* A, int64_t ars, int64_t aks, const float* B, int64_t ldb, float* C,
                   int64_t ldc, bool accumulate) {
-  f32x16 c[MR][NV];
-#pragma GCC unroll 8
+  constexpr int NW = 16 * NV / kW;
+  fw c[MR][NW];
+#pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? load(C + r * ldc + 16 * v) : splat(0.f);
+#pragma GCC unroll 16
+    for (int v = 0; v < NW; ++v) {
+      if (accumulate)
+        __builtin_memcpy(&c[r][v], C + r * ldc + kW * v, sizeof(fw));
+      else
+        c[r][v] = fw{};
+    }
   for (int64_t k = 0; k < K; ++k) {
-    f32x16 b[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) b[v] = load(B + k * ldb + 16 * v);
-#pragma GCC unroll 8
+    fw b[NW];
+#pragma GCC unroll 16
+    for (int v = 0; v < NW; ++v) __builtin_memcpy(&b[v], B + k * ldb + kW * v, sizeof(fw));
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
-      const f32x16 a = splat(A[r * ars + k * aks]);
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) c[r][v] += a * b[v];
+      const fw a = fw{} + A[r * ars + k * aks];
+#pragma GCC unroll 16
+      for (int v = 0; v < NW; ++v) c[r][v] += a * b[v];
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) store(C + r * ldc + 16 * v, c[r][v]);
+#pragma GCC unroll 16
+    for (int v = 0; v < NW; ++v) __builtin_memcpy(C + r * ldc + kW * v, &c[r][v], sizeof(fw));
 }
 
 template <int MR>

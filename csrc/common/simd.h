@@ -16,6 +16,8 @@ namespace tinygpt {
 namespace TINYGPT_ISA {
 namespace {
 
+#define TG_INLINE inline __attribute__((always_inline))
+
 constexpr int kLanes = 16;
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef int32_t i32x16 __attribute__((vector_size(64)));
@@ -24,21 +26,25 @@ typedef uint16_t u16x16 __attribute__((vector_size(32)));
 typedef float f32x16_u __attribute__((vector_size(64), aligned(4), may_alias));
 typedef uint16_t u16x16_u __attribute__((vector_size(32), aligned(2), may_alias));
 
-inline f32x16 splat(float x) { return f32x16{} + x; }
-inline f32x16 load(const float* p) { return *reinterpret_cast<const f32x16_u*>(p); }
-inline void store(float* p, f32x16 v) { *reinterpret_cast<f32x16_u*>(p) = v; }
+TG_INLINE f32x16 splat(float x) { return f32x16{} + x; }
+TG_INLINE f32x16 load(const float* p) {
+  f32x16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+TG_INLINE void store(float* p, f32x16 v) { __builtin_memcpy(p, &v, sizeof v); }
 
 // Lane-wise (a < b ? x : y). GCC turns comparisons of vectors wider than the hardware's into
 // scalar code, so without AVX-512 they are done on native-width pieces.
 #if defined(__AVX512F__)
-inline f32x16 select_lt(f32x16 a, f32x16 b, f32x16 x, f32x16 y) { return a < b ? x : y; }
+TG_INLINE f32x16 select_lt(f32x16 a, f32x16 b, f32x16 x, f32x16 y) { return a < b ? x : y; }
 #else
 #if defined(__AVX__)
 typedef float f32xw __attribute__((vector_size(32)));
 #else
 typedef float f32xw __attribute__((vector_size(16)));
 #endif
-inline f32x16 select_lt(f32x16 a, f32x16 b, f32x16 x, f32x16 y) {
+TG_INLINE f32x16 select_lt(f32x16 a, f32x16 b, f32x16 x, f32x16 y) {
   constexpr int n = 64 / sizeof(f32xw);
   f32xw pa[n], pb[n], px[n], py[n];
   __builtin_memcpy(pa, &a, 64);
@@ -50,32 +56,32 @@ inline f32x16 select_lt(f32x16 a, f32x16 b, f32x16 x, f32x16 y) {
   return x;
 }
 #endif
-inline f32x16 vmax(f32x16 a, f32x16 b) { return select_lt(a, b, b, a); }
-inline f32x16 vmin(f32x16 a, f32x16 b) { return select_lt(a, b, a, b); }
+TG_INLINE f32x16 vmax(f32x16 a, f32x16 b) { return select_lt(a, b, b, a); }
+TG_INLINE f32x16 vmin(f32x16 a, f32x16 b) { return select_lt(a, b, a, b); }
 
 // The first n (< 16) lanes from p, the rest 0; and the matching partial store.
-inline f32x16 load_n(const float* p, int n) {
+TG_INLINE f32x16 load_n(const float* p, int n) {
   f32x16 v = {};
   for (int i = 0; i < n; ++i) v[i] = p[i];
   return v;
 }
-inline void store_n(float* p, f32x16 v, int n) {
+TG_INLINE void store_n(float* p, f32x16 v, int n) {
   for (int i = 0; i < n; ++i) p[i] = v[i];
 }
 
-inline float hsum(f32x16 v) {
+TG_INLINE float hsum(f32x16 v) {
   float s = 0.f;
   for (int i = 0; i < kLanes; ++i) s += v[i];
   return s;
 }
-inline float hmax(f32x16 v) {
+TG_INLINE float hmax(f32x16 v) {
   float m = v[0];
   for (int i = 1; i < kLanes; ++i) m = v[i] > m ? v[i] : m;
   return m;
 }
 
 // exp(x) to about 2 ulp (Cephes' polynomial), exactly 0 below -87.3 (so exp(-inf) = 0), inf above 88.7.
-inline f32x16 vexp(f32x16 x) {
+TG_INLINE f32x16 vexp(f32x16 x) {
   const f32x16 lo = splat(-87.3f), hi = splat(88.3f);
   const f32x16 orig = x;
   x = vmin(vmax(x, lo), hi);
@@ -95,22 +101,22 @@ inline f32x16 vexp(f32x16 x) {
   return select_lt(splat(88.7f), orig, splat(__builtin_inff()), y);  // overflow, +inf
 }
 
-inline float sexp(float x) {  // the same, one value
+TG_INLINE float sexp(float x) {  // the same, one value
   f32x16 v = vexp(splat(x));
   return v[0];
 }
 
 // bfloat16 <-> float: bf16 is the high half of a float; rounding to nearest even, NaN kept NaN.
-inline f32x16 load_bf16(const uint16_t* p) {
+TG_INLINE f32x16 load_bf16(const uint16_t* p) {
   const u32x16 w = __builtin_convertvector(*reinterpret_cast<const u16x16_u*>(p), u32x16) << 16;
   return __builtin_bit_cast(f32x16, w);
 }
-inline f32x16 load_bf16_n(const uint16_t* p, int n) {
+TG_INLINE f32x16 load_bf16_n(const uint16_t* p, int n) {
   f32x16 v = {};
   for (int i = 0; i < n; ++i) v[i] = __builtin_bit_cast(float, static_cast<uint32_t>(p[i]) << 16);
   return v;
 }
-inline u16x16 to_bf16(f32x16 v) {
+TG_INLINE u16x16 to_bf16(f32x16 v) {
   const u32x16 w = __builtin_bit_cast(u32x16, v);
   u32x16 r = (w + 0x7FFFu + ((w >> 16) & 1u)) >> 16;
   // NaN stays NaN (the rounding above could carry it into inf): neither below +inf nor above -inf
@@ -119,8 +125,8 @@ inline u16x16 to_bf16(f32x16 v) {
   r = __builtin_bit_cast(u32x16, select_lt(v, inf, rf, select_lt(-inf, v, rf, nan)));
   return __builtin_convertvector(r, u16x16);
 }
-inline void store_bf16(uint16_t* p, f32x16 v) { *reinterpret_cast<u16x16_u*>(p) = to_bf16(v); }
-inline void store_bf16_n(uint16_t* p, f32x16 v, int n) {
+TG_INLINE void store_bf16(uint16_t* p, f32x16 v) { *reinterpret_cast<u16x16_u*>(p) = to_bf16(v); }
+TG_INLINE void store_bf16_n(uint16_t* p, f32x16 v, int n) {
   u16x16 h = to_bf16(v);
   for (int i = 0; i < n; ++i) p[i] = h[i];
 }
