@@ -131,6 +131,17 @@ TG_INLINE void store_bf16_n(uint16_t* p, f32x16 v, int n) {
   for (int i = 0; i < n; ++i) p[i] = h[i];
 }
 
+// The same loads and stores for either element type (float or bf16 bits), for kernels written
+// once for both.
+TG_INLINE f32x16 ld(const float* p) { return load(p); }
+TG_INLINE f32x16 ld(const uint16_t* p) { return load_bf16(p); }
+TG_INLINE f32x16 ld_n(const float* p, int n) { return load_n(p, n); }
+TG_INLINE f32x16 ld_n(const uint16_t* p, int n) { return load_bf16_n(p, n); }
+TG_INLINE void st(float* p, f32x16 v) { store(p, v); }
+TG_INLINE void st(uint16_t* p, f32x16 v) { store_bf16(p, v); }
+TG_INLINE void st_n(float* p, f32x16 v, int n) { store_n(p, v, n); }
+TG_INLINE void st_n(uint16_t* p, f32x16 v, int n) { store_bf16_n(p, v, n); }
+
 }  // namespace
 }  // namespace TINYGPT_ISA
 }  // namespace tinygpt

@@ -22,17 +22,9 @@ namespace {
 
 constexpr float kInf = __builtin_inff();
 
-// One element type's loads and stores (float or bf16 bits), converted to and from f32x16.
-inline f32x16 ld(const float* p) { return load(p); }
-inline f32x16 ld(const uint16_t* p) { return load_bf16(p); }
-inline f32x16 ld_n(const float* p, int n) { return load_n(p, n); }
-inline f32x16 ld_n(const uint16_t* p, int n) { return load_bf16_n(p, n); }
+// One element (float or bf16 bits) as a float; the vector forms are simd.h's ld/st.
 inline float ld1(const float* p) { return *p; }
 inline float ld1(const uint16_t* p) { return load_bf16_n(p, 1)[0]; }
-inline void st(float* p, f32x16 v) { store(p, v); }
-inline void st(uint16_t* p, f32x16 v) { store_bf16(p, v); }
-inline void st_n(float* p, f32x16 v, int n) { store_n(p, v, n); }
-inline void st_n(uint16_t* p, f32x16 v, int n) { store_bf16_n(p, v, n); }
 
 // Lanes [0, n) of v, the others `fill`.
 inline f32x16 first_lanes(f32x16 v, int n, float fill) {

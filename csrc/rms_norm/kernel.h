@@ -14,15 +14,6 @@ namespace tinygpt {
 namespace TINYGPT_ISA {
 namespace {
 
-inline f32x16 ld(const float* p) { return load(p); }
-inline f32x16 ld(const uint16_t* p) { return load_bf16(p); }
-inline f32x16 ld_n(const float* p, int n) { return load_n(p, n); }
-inline f32x16 ld_n(const uint16_t* p, int n) { return load_bf16_n(p, n); }
-inline void st(float* p, f32x16 v) { store(p, v); }
-inline void st(uint16_t* p, f32x16 v) { store_bf16(p, v); }
-inline void st_n(float* p, f32x16 v, int n) { store_n(p, v, n); }
-inline void st_n(uint16_t* p, f32x16 v, int n) { store_bf16_n(p, v, n); }
-
 // Lanes [16 - rem, 16) kept, the others zeroed: the last `rem` elements of a row read as the
 // 16 ending at the row's end (a full load that overlaps the previous block, no scalar tail).
 inline f32x16 keep_last(f32x16 v, int rem) {

@@ -14,15 +14,6 @@ namespace tinygpt {
 namespace TINYGPT_ISA {
 namespace {
 
-inline f32x16 ld(const float* p) { return load(p); }
-inline f32x16 ld(const uint16_t* p) { return load_bf16(p); }
-inline f32x16 ld_n(const float* p, int n) { return load_n(p, n); }
-inline f32x16 ld_n(const uint16_t* p, int n) { return load_bf16_n(p, n); }
-inline void st(float* p, f32x16 v) { store(p, v); }
-inline void st(uint16_t* p, f32x16 v) { store_bf16(p, v); }
-inline void st_n(float* p, f32x16 v, int n) { store_n(p, v, n); }
-inline void st_n(uint16_t* p, f32x16 v, int n) { store_bf16_n(p, v, n); }
-
 // 16 pairs starting at i.
 template <class T>
 inline void turn(const T* x, const float* c, const float* s, T* y, int64_t half, int64_t i, float sign) {
