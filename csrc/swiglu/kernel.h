@@ -30,22 +30,22 @@ inline void grads(f32x16 g, f32x16 av, f32x16 bv, f32x16& da, f32x16& db) {
 // halves of 32-bit words) and the odd-indexed ones (the high halves). Elementwise math does not
 // care about the order as long as the store pairs them back the same way. This saves the
 // widening and narrowing conversions of load_bf16/store_bf16, which dominate bf16 SwiGLU.
-typedef uint32_t u32x16_u2 __attribute__((vector_size(64), aligned(2), may_alias));
-
 inline void load_bf16_pairs(const uint16_t* p, f32x16& even, f32x16& odd) {
-  const u32x16 w = *reinterpret_cast<const u32x16_u2*>(p);
-  const u32x16 e = w << 16, o = w & 0xFFFF0000u;
-  even = reinterpret_cast<const f32x16&>(e);
-  odd = reinterpret_cast<const f32x16&>(o);
+  u32x16 w;
+  __builtin_memcpy(&w, p, sizeof w);
+  even = __builtin_bit_cast(f32x16, w << 16);
+  odd = __builtin_bit_cast(f32x16, w & 0xFFFF0000u);
 }
 // v rounded to bf16 (nearest even; NaN stays a quiet NaN, as to_bf16), in the high 16 bits.
 inline u32x16 bf16_high(f32x16 v) {
-  const u32x16 w = reinterpret_cast<const u32x16&>(v);
-  const u32x16 r = (w + 0x7FFFu + ((w >> 16) & 1u)) & 0xFFFF0000u;
-  return v != v ? u32x16{} + 0x7FC00000u : r;
+  const u32x16 w = __builtin_bit_cast(u32x16, v);
+  const f32x16 r = __builtin_bit_cast(f32x16, (w + 0x7FFFu + ((w >> 16) & 1u)) & 0xFFFF0000u);
+  const f32x16 inf = splat(__builtin_inff()), nan = __builtin_bit_cast(f32x16, u32x16{} + 0x7FC00000u);
+  return __builtin_bit_cast(u32x16, select_lt(v, inf, r, select_lt(-inf, v, r, nan)));
 }
 inline void store_bf16_pairs(uint16_t* p, f32x16 even, f32x16 odd) {
-  *reinterpret_cast<u32x16_u2*>(p) = (bf16_high(even) >> 16) | bf16_high(odd);
+  const u32x16 w = (bf16_high(even) >> 16) | bf16_high(odd);
+  __builtin_memcpy(p, &w, sizeof w);
 }
 
 // 32 values: two vectors of fp32, one interleaved pair of vectors of bf16.
