@@ -66,11 +66,6 @@ class Shards:
     def eot_token(self) -> int:
         return self.meta["eot_token"]
 
-    def bytes_per_token(self, split: str) -> float:
-        """UTF-8 bytes of story text per token (end-of-text tokens counted), for bits per byte."""
-        s = self.meta["splits"][split]
-        return s["bytes"] / s["tokens"] if s["tokens"] else float("nan")
-
 
 def open_shards(path: str, tokenizer: Tokenizer | None = None) -> Shards:
     """Opens a prepared directory. With `tokenizer`, refuses shards made by another tokenizer."""

@@ -229,13 +229,13 @@ void attn_bwd_task(const AttnShape& s, const void* q, const void* k, const void*
                    const void* dout, const float* lse, void* dq, void* dk, void* dv, int64_t b, int64_t hk,
                    float* scratch) {
   const int64_t Dp = attn_round16(s.D), Sp = attn_round_bc(s.S), Hg = s.H / s.Hkv;
-  const int64_t Tp = attn_round16(s.T) + kAttnBr;
-  float* Q = scratch;                 // Tp x Dp, scaled
-  float* dO = Q + Tp * Dp;            // Tp x Dp
-  float* dQ = dO + Tp * Dp;           // Tp x Dp
-  float* L = dQ + Tp * Dp;            // Tp: lse
-  float* Dl = L + Tp;                 // Tp: rowsum(dO * O)
-  float* Kt = Dl + Tp;                // Dp x Sp
+  const int64_t T = s.T;  // the layout of attn_bwd_scratch (shape.h)
+  float* Q = scratch;                 // T x Dp, scaled
+  float* dO = Q + T * Dp;             // T x Dp
+  float* dQ = dO + T * Dp;            // T x Dp
+  float* L = dQ + T * Dp;             // T: lse
+  float* Dl = L + T;                  // T: rowsum(dO * O)
+  float* Kt = Dl + T;                 // Dp x Sp
   float* K = Kt + Dp * Sp;            // Sp x Dp
   float* Vt = K + Sp * Dp;            // Dp x Sp
   float* dK = Vt + Dp * Sp;           // Sp x Dp

@@ -29,8 +29,8 @@ inline int64_t attn_fwd_scratch(const AttnShape& s) {
 
 // Floats of scratch one backward task (one key/value head and its query heads) needs.
 inline int64_t attn_bwd_scratch(const AttnShape& s) {
-  const int64_t Dp = attn_round16(s.D), Sp = attn_round_bc(s.S), Tp = attn_round16(s.T) + kAttnBr;
-  return 3 * Tp * Dp /*Q, dO, dQ*/ + 2 * Tp /*lse, delta*/ + 5 * Sp * Dp /*K^T, K, V^T, dK, dV*/ +
+  const int64_t Dp = attn_round16(s.D), Sp = attn_round_bc(s.S), T = s.T;
+  return 3 * T * Dp /*Q, dO, dQ*/ + 2 * T /*lse, delta*/ + 5 * Sp * Dp /*K^T, K, V^T, dK, dV*/ +
          2 * kAttnBr * kAttnBc /*P, dP*/;
 }
 
