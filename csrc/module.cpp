@@ -23,6 +23,8 @@ PYBIND11_MODULE(_C, m) {
   // Which per-ISA build of the CPU kernels runs; tests switch it to cover every path.
   m.def("_cpu_isa", [] { return std::string(tinygpt::isa_name(tinygpt::cpu_isa())); });
   m.def("_cpu_isa_supported", [] { return std::string(tinygpt::isa_name(tinygpt::cpu_isa_supported())); });
+  // Whether bf16 autocast pays off on this CPU (it runs anywhere, but slowly without it).
+  m.def("_cpu_has_bf16", [] { return tinygpt::cpu_has_bf16(); });
   m.def("_set_cpu_isa", [](const std::string& name) {
     try {
       tinygpt::set_cpu_isa_by_name(name);

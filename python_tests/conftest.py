@@ -1,7 +1,10 @@
 import os
 import sys
 
-import pytest
+# Spinning OpenMP threads, as the `tinygpt` command uses (set before torch loads).
+os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
+
+import pytest  # noqa: E402
 
 # Tests exercise the installed package (it has the built extension), never the bare source tree,
 # which `python -m pytest` from the repository root would otherwise put first on sys.path.

@@ -1,6 +1,10 @@
 """tinygpt: train tiny GPT language models on children's stories, fast, and make them tell stories."""
 
-import torch  # noqa: F401  (loads libtorch, which the native extension links against)
+from tinygpt.threads import setup_cli_threads
+
+setup_cli_threads()  # before torch starts its thread pool
+
+import torch  # noqa: E402,F401  (loads libtorch, which the native extension links against)
 
 try:
     from tinygpt import _C

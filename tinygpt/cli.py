@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import json
 import os
 import sys
 import time
@@ -132,6 +133,143 @@ def _prepare(args) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """An integer, with an optional K/M/B suffix (--tokens 20M)."""
+    t = text.strip().upper().replace("_", "").replace(",", "")
+    mult = {"K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}.get(t[-1:], 1)
+    try:
+        v = float(t[:-1] if mult > 1 else t) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r} (e.g. 5000, 20M)") from None
+    if v != int(v):
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(v)
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+def _train(args) -> int:
+    from tinygpt.train import TrainingDiverged, load_config_file, train
+
+    settings = load_config_file(args.config) if getattr(args, "config", None) else {}
+    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "resume", "model_set")}
+    if "quiet" in given:
+        given["progress"] = not given.pop("quiet")
+    if "reference" in given:
+        given["fused"] = not given.pop("reference")
+    settings.update(given)
+    if getattr(args, "model_set", None):
+        settings["model_overrides"] = {**settings.get("model_overrides", {}), **dict(args.model_set)}
+    try:
+        summary = train(resume=getattr(args, "resume", False), **settings)
+    except TrainingDiverged as e:
+        print(f"tinygpt: {e}", file=sys.stderr)
+        return 3
+    if summary["world_size"] > 1 and int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    val = summary["val"]
+    line = (f"{summary['stopped']} after {summary['steps']:,} steps, {summary['tokens_seen']:,} tokens, "
+            f"{summary['elapsed_s']:.0f} s ({summary['train_tokens_per_s']:,.0f} tokens/s)")
+    if val:
+        line += f"; val loss {val['loss']:.4f}, {val['bpb']:.4f} bits per byte"
+    print(line)
+    print(f"run: {summary['run']} (latest/, best/, metrics.jsonl, loss.png)")
+    if summary["stopped"] == "interrupted":
+        print(f"interrupted: continue with  tinygpt train --out {summary['run']} --resume")
+        return 130
+    return 0
+
+
+def _eval(args) -> int:
+    from tinygpt.evaluate import evaluate_run
+
+    res = evaluate_run(args.run, data=args.data, text=args.text, which=args.which, batch_size=args.batch_size,
+                       seq_len=args.seq_len, max_tokens=args.max_tokens, device=args.device, dtype=args.dtype,
+                       fused=not args.reference)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{res['checkpoint']} (step {res['step']}) on {res.get('data') or res.get('text')}: "
+              f"loss {res['loss']:.4f}, perplexity {res['perplexity']:.3f}, {res['bpb']:.4f} bits per byte "
+              f"({res['tokens']:,} tokens, {res['bytes']:,} bytes)")
+    return 0
+
+
+def _demo(args) -> int:
+    from tinygpt.demo import run_demo
+
+    run_demo(args.out, minutes=args.minutes, stories=args.stories, model=args.model, vocab_size=args.vocab_size,
+             samples=args.samples, seed=args.seed, dtype=args.dtype, progress=not args.quiet)
+    return 0
+
+
+def _add_train_parser(sub) -> None:
+    from tinygpt.model import PRESETS
+    from tinygpt.train import TrainConfig
+
+    d = TrainConfig()
+    tr = sub.add_parser(
+        "train", help="train a model on prepared shards", argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Trains a GPT on the shards `tinygpt prepare` wrote. AdamW, linear warmup then cosine decay, "
+        "periodic evaluation (loss, perplexity, bits per byte), checkpoints in RUN/latest (resumable) and "
+        "RUN/best (lowest validation loss), RUN/metrics.jsonl and RUN/loss.png.\n\n"
+        "Stops after --steps, --tokens or --time-budget, whichever comes first (default: one pass over the "
+        "training tokens). Ctrl-C (or SIGTERM) stops after the current step and saves; --resume continues "
+        "exactly. Data-parallel: torchrun --nproc_per_node=N -m tinygpt train ...",
+    )
+    tr.add_argument("--config", metavar="FILE", help="a .json or .toml file of settings (keys as these flags); flags win")
+    tr.add_argument("--data", metavar="DIR", help="prepared shard directory (from `tinygpt prepare`)")
+    tr.add_argument("--out", metavar="RUN", help="run directory for checkpoints, metrics and the plot")
+    tr.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
+    tr.add_argument("--model", choices=list(PRESETS), metavar="PRESET",
+                    help=f"model preset: {', '.join(PRESETS)} (default {d.model})")
+    tr.add_argument("--model-set", action="append", type=_key_value, metavar="KEY=VALUE",
+                    help="change one field of the preset's GPTConfig, e.g. --model-set n_layers=4 (repeatable)")
+    g = tr.add_argument_group("how long")
+    g.add_argument("--steps", type=_count, help="optimizer steps")
+    g.add_argument("--tokens", type=_count, help="training tokens (e.g. 20M)")
+    g.add_argument("--time-budget", metavar="DURATION", help="wall-clock budget, e.g. 90s, 10m, 1.5h; the "
+                   "learning rate decays over it")
+    g = tr.add_argument_group("batch and optimizer")
+    g.add_argument("--batch-size", type=int, help=f"sequences per micro-batch (default {d.batch_size})")
+    g.add_argument("--seq-len", type=int, help="tokens per sequence (default: min(256, the model's max_seq_len))")
+    g.add_argument("--grad-accum", type=int, help="micro-batches per step, counted over all processes "
+                   "(default: one per process)")
+    g.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr:g})")
+    g.add_argument("--min-lr", type=float, help="final learning rate of the cosine decay (default lr / 10)")
+    g.add_argument("--warmup", type=int, help=f"linear warmup steps (default {d.warmup})")
+    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay of the matrices (default {d.weight_decay:g})")
+    g.add_argument("--grad-clip", type=float, help=f"clip the gradient norm to this; 0: off (default {d.grad_clip:g})")
+    g.add_argument("--beta1", type=float, help=f"AdamW beta1 (default {d.beta1:g})")
+    g.add_argument("--beta2", type=float, help=f"AdamW beta2 (default {d.beta2:g})")
+    g.add_argument("--seed", type=int, help=f"seed of the initial weights and the data order (default {d.seed})")
+    g = tr.add_argument_group("hardware")
+    g.add_argument("--dtype", choices=["auto", "fp32", "bf16"],
+                   help="bf16 autocast with fp32 master weights, or fp32; auto: bf16 where the hardware has it "
+                   "(CUDA, or a CPU with AVX512-BF16)")
+    g.add_argument("--device", help="auto (default: cuda if present), cpu, cuda or cuda:N")
+    g.add_argument("--threads", type=int, help="CPU threads (default: torch's choice, which honours OMP_NUM_THREADS)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--reference", action="store_true", help="use the plain PyTorch ops instead of the fused kernels")
+    g = tr.add_argument_group("evaluation, checkpoints, logs")
+    g.add_argument("--eval-every", type=int, help=f"evaluate every N steps, and at the end (default {d.eval_every})")
+    g.add_argument("--eval-tokens", type=_count, help=f"validation tokens per evaluation, at most (default {d.eval_tokens})")
+    g.add_argument("--save-every", type=int, help="checkpoint every N steps, and at the end (default: --eval-every)")
+    g.add_argument("--log-every", type=int, help=f"write a metrics record every N steps (default {d.log_every})")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    tr.set_defaults(func=_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tinygpt",
@@ -209,6 +347,41 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--overwrite", action="store_true", help="replace shards already in DIR")
     pr.add_argument("--quiet", action="store_true", help="no progress bars")
     pr.set_defaults(func=_prepare)
+
+    _add_train_parser(sub)
+
+    ev = sub.add_parser("eval", help="evaluate a trained run: loss, perplexity, bits per byte",
+                        description="Evaluates a run's checkpoint on the validation split of prepared shards (by "
+                        "default the run's own) or on the stories of a text file.")
+    ev.add_argument("--run", required=True, help="run directory (or a checkpoint directory)")
+    src = ev.add_mutually_exclusive_group()
+    src.add_argument("--data", metavar="DIR", help="prepared shards whose val.bin to use (default: the run's data)")
+    src.add_argument("--text", metavar="FILE", help="story file(s) to evaluate on (.txt, .json, .jsonl, .gz)")
+    ev.add_argument("--which", choices=["best", "latest"], default="best",
+                    help="best (lowest validation loss, default) or latest checkpoint")
+    ev.add_argument("--batch-size", type=int, default=32, help="sequences per batch (default 32)")
+    ev.add_argument("--seq-len", type=int, default=None, help="tokens per window (default: the run's training length)")
+    ev.add_argument("--max-tokens", type=_count, default=None, help="evaluate at most this many tokens (default: all)")
+    ev.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    ev.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="fp32 (default) or bf16 autocast")
+    ev.add_argument("--reference", action="store_true", help="plain PyTorch ops instead of the fused kernels")
+    ev.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ev.set_defaults(func=_eval)
+
+    dm = sub.add_parser("demo", help="the whole loop on built-in stories, offline: data, tokenizer, training, stories",
+                        description="Writes built-in children's stories, trains a tokenizer, prepares shards, trains "
+                        "a small model under a time budget, evaluates it, and prints stories it writes. "
+                        "About 5 minutes on a 2-core CPU with the defaults.")
+    dm.add_argument("--out", default="demo", help="working directory (default ./demo)")
+    dm.add_argument("--minutes", type=float, default=4.0, help="training time budget in minutes (default 4)")
+    dm.add_argument("--stories", type=int, default=20000, help="stories in the corpus (default 20000)")
+    dm.add_argument("--model", default="1m", help="model preset (default 1m)")
+    dm.add_argument("--vocab-size", type=int, default=2048, help="tokenizer size (default 2048)")
+    dm.add_argument("--samples", type=int, default=3, help="stories to generate at the end (default 3)")
+    dm.add_argument("--seed", type=int, default=0, help="seed of the corpus, the weights and the sampling (default 0)")
+    dm.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto", help="as for train (default auto)")
+    dm.add_argument("--quiet", action="store_true", help="no progress bars")
+    dm.set_defaults(func=_demo)
     return p
 
 
@@ -216,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError, TypeError) as e:
+    except (ValueError, OSError, TypeError, RuntimeError) as e:
         print(f"tinygpt: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

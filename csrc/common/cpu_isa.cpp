@@ -51,6 +51,15 @@ Isa cpu_isa_supported() {
   return best;
 }
 
+bool cpu_has_bf16() {
+#if defined(TINYGPT_X86_ISAS) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 Isa cpu_isa() { return static_cast<Isa>(active().load(std::memory_order_relaxed)); }
 
 void set_cpu_isa(Isa isa) {

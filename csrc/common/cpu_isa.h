@@ -9,6 +9,7 @@ enum class Isa : int { base = 0, avx2 = 1, avx512 = 2 };
 
 Isa cpu_isa();            // the ISA kernels use now
 Isa cpu_isa_supported();  // the best this CPU and build can run
+bool cpu_has_bf16();       // native bf16 dot products (AVX512-BF16): bf16 matmuls run at full speed
 void set_cpu_isa(Isa);    // throws std::invalid_argument if unsupported
 const char* isa_name(Isa);
 
