@@ -132,6 +132,20 @@ def test_parse_duration_rejects_nonsense(bad):
         parse_duration(bad)
 
 
+def test_dropout_changes_training_but_not_evaluation(shards, tmp_path):
+    a = train(data=shards, out=str(tmp_path / "a"), steps=6, **BASE)
+    b = train(data=shards, out=str(tmp_path / "b"), steps=6, **BASE, dropout=0.3)
+    c = train(data=shards, out=str(tmp_path / "c"), steps=6, **BASE, dropout=0.3)
+    assert a["val"]["loss"] != b["val"]["loss"] and b["val"] == c["val"]  # seeded masks: repeatable
+    model, _ = checkpoint.load_run(tmp_path / "b", "latest")
+    model.dropout = 0.3
+    x = torch.randint(0, 512, (2, 16))
+    model.eval()
+    torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
+    model.train()
+    assert not torch.equal(model(x), model(x))
+
+
 def test_grad_accum_is_the_same_data_as_a_bigger_batch(shards, tmp_path):
     """Micro-batches are numbered globally: 2 x 4 sequences see the same windows as 1 x 8."""
     a = train(data=shards, out=str(tmp_path / "a"), steps=6, **{**BASE, "batch_size": 4}, grad_accum=2)
@@ -165,11 +179,11 @@ class _StopAfter:
         return self.seen >= self.n
 
 
-@pytest.mark.parametrize("stop_at", [1, 7, 10, 19])
-def test_interrupted_and_resumed_run_is_bit_identical(shards, tmp_path, monkeypatch, stop_at):
-    import tinygpt.train as T
+@pytest.mark.parametrize("stop_at,dropout", [(1, 0.0), (7, 0.0), (10, 0.0), (19, 0.0), (7, 0.2)])
+def test_interrupted_and_resumed_run_is_bit_identical(shards, tmp_path, monkeypatch, stop_at, dropout):
+    T = sys.modules["tinygpt.train"]
 
-    kw = {**BASE, "grad_accum": 2, "save_every": 10}
+    kw = {**BASE, "grad_accum": 2, "save_every": 10, "dropout": dropout}
     train(data=shards, out=str(tmp_path / "straight"), steps=24, **kw)
     monkeypatch.setattr(T, "_StopSignals", lambda: _StopAfter(stop_at))
     s = train(data=shards, out=str(tmp_path / "cut"), steps=24, **kw)
@@ -400,9 +414,10 @@ def test_two_process_gloo_run_trains_in_sync_and_matches_one_process(shards, tmp
 
 
 def test_grad_accum_must_divide_over_processes(shards, tmp_path, monkeypatch):
-    import tinygpt.train as T
+    T = sys.modules["tinygpt.train"]
 
     monkeypatch.setattr(T, "_init_distributed", lambda device: T._Dist(rank=0, local_rank=0, world=2))
+    monkeypatch.setattr(T._Dist, "barrier", lambda self: None)  # no process group in this test
     with pytest.raises(ValueError, match="multiple of it"):
         train(data=shards, out=str(tmp_path / "r"), steps=2, **BASE, grad_accum=3)
 
@@ -535,3 +550,12 @@ def test_demo_runs_end_to_end(tmp_path):
     story = r.stdout.split("') ---\n", 1)[1].split("\n\ndone in")[0]
     assert story.startswith("Once upon a time") and len(story.split()) > 10
     assert (tmp_path / "demo" / "run" / "best" / "model.safetensors").is_file()
+
+
+def test_tinygpt_train_is_callable_and_a_module(shards, tmp_path):
+    import tinygpt
+
+    s = tinygpt.train(data=shards, out=str(tmp_path / "run"), steps=2, **BASE)
+    assert s["steps"] == 2 and tinygpt.train.TrainConfig is TrainConfig
+    model, tok = tinygpt.checkpoint.load_run(tmp_path / "run", "latest")
+    assert model.config.vocab_size == tok.vocab_size == 512

@@ -18,4 +18,15 @@ except ImportError as e:  # pragma: no cover - depends on how the package was in
 from tinygpt.tokenizer import Tokenizer  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["Tokenizer", "__version__"]
+__all__ = ["Tokenizer", "__version__", "train"]
+
+_LAZY = {"train", "checkpoint", "evaluate", "generate", "model", "shards", "prepare", "stories", "data", "ops"}
+
+
+def __getattr__(name):
+    # Submodules load on first use, so `import tinygpt` stays light; `tinygpt.train(...)` trains.
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"tinygpt.{name}")
+    raise AttributeError(f"module 'tinygpt' has no attribute {name!r}")

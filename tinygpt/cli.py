@@ -249,6 +249,8 @@ def _add_train_parser(sub) -> None:
     g.add_argument("--min-lr", type=float, help="final learning rate of the cosine decay (default lr / 10)")
     g.add_argument("--warmup", type=int, help=f"linear warmup steps (default {d.warmup})")
     g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay of the matrices (default {d.weight_decay:g})")
+    g.add_argument("--dropout", type=float, help="dropout on the embeddings and residual branches while training; "
+                   "helps small corpora (default 0)")
     g.add_argument("--grad-clip", type=float, help=f"clip the gradient norm to this; 0: off (default {d.grad_clip:g})")
     g.add_argument("--beta1", type=float, help=f"AdamW beta1 (default {d.beta1:g})")
     g.add_argument("--beta2", type=float, help=f"AdamW beta2 (default {d.beta2:g})")
@@ -362,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=32, help="sequences per batch (default 32)")
     ev.add_argument("--seq-len", type=int, default=None, help="tokens per window (default: the run's training length)")
     ev.add_argument("--max-tokens", type=_count, default=None, help="evaluate at most this many tokens (default: all)")
-    ev.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    ev.add_argument("--device", default="auto", help="auto (default: cuda if present), cpu, cuda or cuda:N")
     ev.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="fp32 (default) or bf16 autocast")
     ev.add_argument("--reference", action="store_true", help="plain PyTorch ops instead of the fused kernels")
     ev.add_argument("--json", action="store_true", help="print the figures as JSON")

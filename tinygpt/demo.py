@@ -11,7 +11,7 @@ DEMO_PROMPTS = ("Once upon a time", "One day, a little girl named Lily", "Tom an
 
 
 def run_demo(out: str = "demo", *, minutes: float = 4.0, stories: int = 20000, model: str = "1m",
-             vocab_size: int = 2048, samples: int = 3, seed: int = 0, lr: float = 2e-3,
+             vocab_size: int = 2048, samples: int = 3, seed: int = 0, lr: float = 3e-3, batch_size: int = 16,
              dtype: str = "auto", progress: bool = True, echo=print) -> dict:
     """Writes `stories` built-in stories, trains a tokenizer and prepares shards, trains `model`
     for `minutes`, evaluates it, and returns (and prints) a few generated stories."""
@@ -45,8 +45,10 @@ def run_demo(out: str = "demo", *, minutes: float = 4.0, stories: int = 20000, m
         echo(f"      replacing the previous demo run in {run}")
         shutil.rmtree(run)
     echo(f"[3/5] training the `{model}` preset for {minutes:g} minutes")
+    # Small batches: in a few minutes more, smaller steps beat fewer, larger ones.
     summary = train(data=str(out_dir / "shards"), out=str(run), model=model, time_budget=minutes * 60,
-                    lr=lr, warmup=100, eval_every=200, dtype=dtype, seed=seed, progress=progress)
+                    batch_size=batch_size, lr=lr, warmup=100, eval_every=400, dtype=dtype, seed=seed,
+                    progress=progress)
 
     echo("[4/5] evaluating")
     val = summary["val"]

@@ -100,7 +100,7 @@ def eval_windows(tokens: np.ndarray, batch_size: int, seq_len: int, max_tokens: 
 
 def evaluate_run(run, *, data: str | None = None, text: str | None = None, which: str = "best",
                  batch_size: int = 32, seq_len: int | None = None, max_tokens: int | None = None,
-                 device: str = "cpu", dtype: str = "fp32", fused: bool = True) -> dict:
+                 device: str = "auto", dtype: str = "fp32", fused: bool = True) -> dict:
     """Evaluates a run's checkpoint on a prepared directory's validation split (`data`, by
     default the run's own) or on the stories of a text file (`text`). Returns `summarize`'s dict
     plus where the figures come from."""
@@ -112,6 +112,8 @@ def evaluate_run(run, *, data: str | None = None, text: str | None = None, which
 
     if data is not None and text is not None:
         raise ValueError("give data or text, not both")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     ckpt = checkpoint.find(run, which)
     model, tokenizer, state = checkpoint.load_model(ckpt, fused=fused, map_location=device)
     if text is not None:

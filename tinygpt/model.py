@@ -20,6 +20,7 @@ import safetensors
 import safetensors.torch
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import tinygpt.ops
 from tinygpt.fileio import atomic_write, write_json
@@ -205,9 +206,11 @@ class Block(nn.Module):
         self.norm2 = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin, ops):
-        x = x + self.attn(self.norm1(x, ops), cos, sin, ops)
-        return x + self.mlp(self.norm2(x, ops), ops)
+    def forward(self, x, cos, sin, ops, dropout: float = 0.0):
+        h = self.attn(self.norm1(x, ops), cos, sin, ops)
+        x = x + (F.dropout(h, dropout, self.training) if dropout else h)
+        h = self.mlp(self.norm2(x, ops), ops)
+        return x + (F.dropout(h, dropout, self.training) if dropout else h)
 
 
 class GPT(nn.Module):
@@ -216,6 +219,9 @@ class GPT(nn.Module):
         config.validate()
         self.config = config
         self.fused = fused  # a plain attribute: flip it at any time
+        # Dropout on the embeddings and on each residual branch while training (a training
+        # setting, not part of the saved config). 0 draws no random numbers at all.
+        self.dropout = 0.0
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = RMSNorm(config.dim, config.norm_eps)
@@ -247,8 +253,11 @@ class GPT(nn.Module):
         # The rotary tables stay fp32 even if the model was cast to a lower precision.
         cos, sin = self.rope_cos[:T].float(), self.rope_sin[:T].float()
         x = self.tok_embeddings(idx)
+        p = self.dropout if self.training else 0.0
+        if p:
+            x = F.dropout(x, p, True)
         for block in self.layers:
-            x = block(x, cos, sin, ops)
+            x = block(x, cos, sin, ops, p)
         logits = self.output(self.norm(x, ops))
         if targets is None:
             return logits

@@ -26,8 +26,10 @@ import math
 import os
 import re
 import signal
+import sys
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +64,7 @@ class TrainConfig:
     min_lr: float | None = None  # None: lr / 10
     warmup: int = 100
     weight_decay: float = 0.1
+    dropout: float = 0.0
     grad_clip: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.95
@@ -101,6 +104,8 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.min_lr is not None and not (0 <= self.min_lr <= self.lr):
             raise ValueError(f"min_lr must be in [0, lr], got {self.min_lr!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not self.weight_decay >= 0 or not self.grad_clip >= 0:
             raise ValueError("weight_decay and grad_clip must be >= 0 (grad_clip 0: no clipping)")
         for name in ("beta1", "beta2"):
@@ -373,6 +378,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, **settings
 
 def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
     cfg, saved = _settings(explicit, resume)
+    dist.barrier()  # every process has read the directory's state before rank 0 writes into it
     run = Path(cfg.out)
     device = _pick_device(cfg.device, dist)
     if device.type == "cpu":
@@ -432,6 +438,7 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
     else:
         torch.manual_seed(cfg.seed)  # the same initial weights on every process
         model = GPT(model_config, fused=cfg.fused).to(device)
+    model.dropout = cfg.dropout
     optimizer = model.configure_optimizer(cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     if found is not None:
         checkpoint.load_trainer(found, optimizer)
@@ -489,9 +496,11 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
     from tqdm import tqdm
 
     bar_total = max_steps if max_steps is not None else round(cfg.time_budget)
+    # By steps when the run has a step count; else a clock of the time budget.
     bar = tqdm(total=bar_total, initial=start_step if max_steps is not None else min(bar_total, round(elapsed)),
-               unit=" steps" if max_steps is not None else " s", disable=not (cfg.progress and dist.main),
-               desc="training", dynamic_ncols=True)
+               unit=" steps", disable=not (cfg.progress and dist.main), desc="training", dynamic_ncols=True,
+               bar_format=None if max_steps is not None else
+               "{desc}: {percentage:3.0f}%|{bar}| {n}/{total} s [{elapsed}<{remaining}{postfix}]")
     if dist.main and cfg.progress:
         what = f"{max_steps:,} steps" if max_steps is not None else f"{cfg.time_budget:.0f} s"
         tqdm.write(
@@ -525,7 +534,10 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
                 g["lr"] = lr
             loss_sum = torch.zeros((), device=device)
             for m in range(k_local):
-                batch = loader.batch(step * K + dist.rank * k_local + m).to(device, non_blocking=True)
+                micro = step * K + dist.rank * k_local + m
+                if cfg.dropout:  # masks drawn from (seed, micro-batch): independent of processes and resumes
+                    torch.manual_seed(cfg.seed * 1_000_003 + micro)
+                batch = loader.batch(micro).to(device, non_blocking=True)
                 sync = m == k_local - 1 or dist.world == 1
                 ctx = contextlib.nullcontext() if sync else train_model.no_sync()
                 with ctx, evaluate.autocast_context(device, dtype):
@@ -567,7 +579,8 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
                 tok_s = interval_tokens / max(now - interval_t0, 1e-9)
                 log({"kind": "train", "step": step, "tokens": tokens_seen, "loss": interval_loss / interval_steps,
                      "lr": lr, "grad_norm": norm_val, "tok_s": round(tok_s, 1), "elapsed": round(elapsed, 3)})
-                bar.set_postfix_str(f"loss {interval_loss / interval_steps:.3f}, {tok_s:,.0f} tok/s", refresh=False)
+                bar.set_postfix_str(f"step {step}, loss {interval_loss / interval_steps:.3f}, {tok_s:,.0f} tok/s",
+                                    refresh=False)
                 interval_loss, interval_steps, interval_t0, interval_tokens = 0.0, 0, now, 0
             if max_steps is not None:
                 bar.update(1)
@@ -653,3 +666,14 @@ def _check_in_sync(model: GPT, dist: _Dist) -> bool | None:
     if flags.item():
         raise RuntimeError("the processes' weights differ at the end of training: the run is broken")
     return True
+
+
+class _CallableModule(types.ModuleType):
+    """`tinygpt.train(...)` calls `train`, while `tinygpt.train.TrainConfig` and the rest stay
+    reachable as module attributes."""
+
+    def __call__(self, *args, **kwargs):
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
