@@ -33,27 +33,24 @@ ENV = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"}
 CWD = tempfile.gettempdir()  # not the source tree: subprocesses must import the installed package
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> str:
-    d = tmp_path_factory.mktemp("train_data")
+def _make_shards(d: Path, count: int, seed: int, **prepare_kw) -> str:
     text = d / "stories.txt"
     with open(text, "w", encoding="utf-8") as f:
-        for st in stories.generate(1500, seed=3):
+        for st in stories.generate(count, seed=seed):
             f.write(st.text + "\n<|endoftext|>\n")
-    prepare([str(text)], str(d / "shards"), vocab_size=512, val_fraction=0.05, progress=False)
+    prepare([str(text)], str(d / "shards"), progress=False, **prepare_kw)
     return str(d / "shards")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> str:
+    return _make_shards(tmp_path_factory.mktemp("train_data"), 1500, 3, vocab_size=512, val_fraction=0.05)
 
 
 @pytest.fixture(scope="module")
 def other_shards(tmp_path_factory) -> str:
     """Shards made with a different tokenizer."""
-    d = tmp_path_factory.mktemp("train_data_other")
-    text = d / "stories.txt"
-    with open(text, "w", encoding="utf-8") as f:
-        for st in stories.generate(400, seed=9):
-            f.write(st.text + "\n<|endoftext|>\n")
-    prepare([str(text)], str(d / "shards"), vocab_size=400, progress=False)
-    return str(d / "shards")
+    return _make_shards(tmp_path_factory.mktemp("train_data_other"), 400, 9, vocab_size=400)
 
 
 def weights(run) -> dict[str, torch.Tensor]:
@@ -302,7 +299,7 @@ def _flip_byte(path: Path, offset: int = -100):
     (lambda r: _flip_byte(r / "latest" / "trainer.safetensors"), "corrupt: the SHA-256 of trainer.safetensors"),
     (lambda r: os.truncate(r / "latest" / "trainer.safetensors", 1000), "trainer.safetensors is 1000 bytes"),
     (lambda r: (r / "latest" / "tokenizer.json").unlink(), "tokenizer.json is missing"),
-    (lambda r: (r / "latest" / "state.json").write_text("{not json"), "state.json is corrupt"),
+    (lambda r: (r / "latest" / "state.json").write_text("{not json"), "state.json is not a tinygpt checkpoint (unreadable JSON"),
     (lambda r: _edit_state(r, version=99), "newer tinygpt"),
     (lambda r: _edit_state(r, format="something-else"), "not a tinygpt checkpoint"),
 ])

@@ -28,6 +28,7 @@ import safetensors
 import safetensors.torch
 import torch
 
+from tinygpt.fileio import read_versioned_json
 from tinygpt.model import GPT
 from tinygpt.tokenizer import Tokenizer
 
@@ -160,22 +161,8 @@ def read_state(path, *, verify: bool = True) -> tuple[Path, dict]:
         if path.is_dir() and any(path.iterdir()):
             raise CheckpointError(f"{path} is not a complete tinygpt checkpoint (no {STATE_FILE})")
         raise FileNotFoundError(f"no checkpoint at {path}")
+    state = read_versioned_json(found / STATE_FILE, FORMAT, FORMAT_VERSION, "tinygpt checkpoint", CheckpointError)
     state_path = found / STATE_FILE
-    try:
-        with open(state_path, encoding="utf-8") as f:
-            state = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{state_path} is corrupt (unreadable JSON: {e})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{state_path} is not a tinygpt checkpoint")
-    version = state.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise CheckpointError(f"{state_path} has a bad version {version!r}")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{found} was written by a newer tinygpt (checkpoint version {version}; this one reads up "
-            f"to {FORMAT_VERSION}): upgrade tinygpt"
-        )
     files = state.get("files")
     if not isinstance(files, dict) or "model.safetensors" not in files:
         raise CheckpointError(f"{state_path} has no valid file list")

@@ -33,3 +33,25 @@ def write_json(path: str | os.PathLike, obj, **dump_kw) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, ensure_ascii=False, **dump_kw)
         f.write("\n")
+
+
+def read_versioned_json(path: str | os.PathLike, fmt: str, max_version: int, what: str,
+                        error: type[Exception] = ValueError) -> dict:
+    """A JSON object `{"format": fmt, "version": N, ...}` written by this tinygpt or an older one;
+    raises `error` naming the file when it is unreadable, of another kind, or newer."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path} is not a {what} (unreadable JSON: {e})") from None
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise error(f"{path} is not a {what} (missing \"format\": \"{fmt}\")")
+    version = obj.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise error(f"{path} is not a valid {what}: bad version {version!r}")
+    if version > max_version:
+        raise error(
+            f"{path} was written by a newer tinygpt ({what} version {version}; this one reads up to "
+            f"{max_version}): upgrade tinygpt"
+        )
+    return obj

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import tinygpt.ops
-from tinygpt.fileio import atomic_write, write_json
+from tinygpt.fileio import atomic_write, read_versioned_json, write_json
 from tinygpt.ops import reference
 
 FORMAT = "tinygpt-model"
@@ -361,21 +361,7 @@ class GPT(nn.Module):
 
 
 def _read_config(path: Path) -> GPTConfig:
-    try:
-        with open(path, encoding="utf-8") as f:
-            state = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path} is not a tinygpt model config (unreadable JSON: {e})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a tinygpt model config (missing \"format\": \"{FORMAT}\")")
-    version = state.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValueError(f"{path} is not a valid tinygpt model config: bad version {version!r}")
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} was written by a newer tinygpt (model format version {version}; this one "
-            f"reads up to {FORMAT_VERSION}): upgrade tinygpt"
-        )
+    state = read_versioned_json(path, FORMAT, FORMAT_VERSION, "tinygpt model config")
     try:
         return GPTConfig.from_dict(state.get("config"))
     except ValueError as e:

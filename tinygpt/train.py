@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from tinygpt import checkpoint, evaluate, threads
-from tinygpt.fileio import atomic_write, write_json
+from tinygpt.fileio import atomic_write, read_versioned_json, write_json
 from tinygpt.model import GPT, PRESETS, get_preset
 from tinygpt.shards import WindowLoader, open_shards
 
@@ -241,19 +241,9 @@ def _pick_dtype(name: str, device: torch.device) -> torch.dtype:
 # ------------------------------------------------------------------------------------------------
 
 def _read_run_file(run: Path) -> dict:
-    path = run / RUN_FILE
-    try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise checkpoint.CheckpointError(f"{path} is corrupt ({e})") from None
-    if not isinstance(info, dict) or info.get("format") != RUN_FORMAT or not isinstance(info.get("settings"), dict):
-        raise checkpoint.CheckpointError(f"{path} is not a tinygpt run file")
-    if not isinstance(info.get("version"), int) or info["version"] > RUN_VERSION:
-        raise checkpoint.CheckpointError(
-            f"{path} was written by a newer tinygpt (run format {info.get('version')!r}; this one reads up "
-            f"to {RUN_VERSION}): upgrade tinygpt"
-        )
+    info = read_versioned_json(run / RUN_FILE, RUN_FORMAT, RUN_VERSION, "tinygpt run file", checkpoint.CheckpointError)
+    if not isinstance(info.get("settings"), dict):
+        raise checkpoint.CheckpointError(f"{run / RUN_FILE} has no settings")
     return info
 
 
