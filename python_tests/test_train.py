@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -299,7 +300,7 @@ def _flip_byte(path: Path, offset: int = -100):
     (lambda r: _flip_byte(r / "latest" / "trainer.safetensors"), "corrupt: the SHA-256 of trainer.safetensors"),
     (lambda r: os.truncate(r / "latest" / "trainer.safetensors", 1000), "trainer.safetensors is 1000 bytes"),
     (lambda r: (r / "latest" / "tokenizer.json").unlink(), "tokenizer.json is missing"),
-    (lambda r: (r / "latest" / "state.json").write_text("{not json"), "state.json is not a tinygpt checkpoint (unreadable JSON"),
+    (lambda r: (r / "latest" / "state.json").write_text("{not json"), "state.json is not a tinygpt checkpoint .unreadable JSON"),
     (lambda r: _edit_state(r, version=99), "newer tinygpt"),
     (lambda r: _edit_state(r, format="something-else"), "not a tinygpt checkpoint"),
 ])
@@ -310,7 +311,7 @@ def test_damaged_checkpoints_are_refused(finished_run, damage, message):
     with pytest.raises(checkpoint.CheckpointError, match=message):
         checkpoint.load_run(finished_run, "latest")
     r = cli("train", "--out", finished_run, "--resume", "--steps", 8)
-    assert r.returncode == 2 and message.split(":")[0] in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and re.search(message, r.stderr) and "Traceback" not in r.stderr
 
 
 def _edit_state(run: Path, **changes):
