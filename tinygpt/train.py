@@ -641,7 +641,7 @@ def _report_eval(verbose, step, tokens_seen, elapsed, ev, baseline, log) -> None
 def _plot(records, run: Path, cfg: TrainConfig) -> None:
     from tinygpt.plot import plot_losses
 
-    plot_losses(records, os.fspath(run / PLOT_FILE), title=f"{run.name}: `{cfg.model}` preset")
+    plot_losses(records, os.fspath(run / PLOT_FILE), title=f"{run.name}: preset {cfg.model}")
 
 
 def _check_in_sync(model: GPT, dist: _Dist) -> bool | None:
