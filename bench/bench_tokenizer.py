@@ -35,6 +35,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from machine import cpu_name  # bench/machine.py, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "tinystories" / "TinyStories-train-sample.txt"
 EOT = "<|endoftext|>"
@@ -107,12 +109,7 @@ def ids_digest(ids) -> str:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:

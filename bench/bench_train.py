@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -61,6 +60,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 
 import torch  # noqa: E402
 
+from machine import cpu_name  # noqa: E402  (bench/machine.py, beside this script)
 from tinygpt import _C, stories  # noqa: E402
 from tinygpt.prepare import prepare  # noqa: E402
 from tinygpt.train import parse_duration, train  # noqa: E402
@@ -70,22 +70,14 @@ PATHS = {"fused": True, "reference": False}
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, {ARGS.threads} threads, "
+    return (f"{cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, {ARGS.threads} threads, "
             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU ISA {_C._cpu_isa()}, "
             f"AVX512-BF16 {'yes' if _C._cpu_has_bf16() else 'no'}")
 
 
 def built_in_shards(work: str) -> str:
     text = os.path.join(work, "stories.txt")
-    with open(text, "w", encoding="utf-8") as f:
-        for st in stories.generate(6000, seed=1):
-            f.write(st.text + "\n<|endoftext|>\n")
+    stories.write_txt(text, 6000, seed=1)
     prepare([text], os.path.join(work, "shards"), vocab_size=4096, progress=False)
     return os.path.join(work, "shards")
 

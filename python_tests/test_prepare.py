@@ -280,9 +280,11 @@ def test_loader_rejects_bad_settings():
 
 def test_sequential_windows_cover_the_tokens():
     tokens = np.arange(1000, dtype=np.uint16)
-    rows = [r for b in sequential_windows(tokens, 4, 16) for r in b.tolist()]
+    batches = list(sequential_windows(tokens, 4, 16))
+    rows = [r for b in batches[:-1] for r in b.tolist()]
     assert len(rows) == 999 // 16
     assert rows[0] == list(range(17)) and rows[1][0] == 16
+    assert batches[-1].tolist() == [list(range(992, 1000))]  # the shorter last window
 
 
 def test_hugging_face_dataset_input(tmp_path, monkeypatch):

@@ -215,3 +215,8 @@ def test_cli_writes_txt_jsonl_and_prompts(tmp_path):
     r = run_cli("stories", "--count", "-3", "--out", str(tmp_path / "x.txt"))
     assert r.returncode == 2 and "count" in r.stderr
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_write_txt_reads_back_as_the_same_stories(tmp_path):
+    stories.write_txt(tmp_path / "s.txt", 25, seed=4)
+    assert read_stories(tmp_path / "s.txt") == [st.text for st in stories.generate(25, seed=4)]

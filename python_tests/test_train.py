@@ -21,9 +21,9 @@ import safetensors.torch
 import torch
 
 from tinygpt import checkpoint, stories
-from tinygpt.evaluate import eval_windows, token_byte_lengths, unigram_loss
+from tinygpt.evaluate import token_byte_lengths, unigram_loss
 from tinygpt.prepare import prepare
-from tinygpt.shards import open_shards
+from tinygpt.shards import open_shards, sequential_windows
 from tinygpt.train import TrainingDiverged, lr_at, parse_duration, train, TrainConfig, load_config_file
 
 # A tiny model, so that each run takes a second or two.
@@ -36,9 +36,7 @@ CWD = tempfile.gettempdir()  # not the source tree: subprocesses must import the
 
 def _make_shards(d: Path, count: int, seed: int, **prepare_kw) -> str:
     text = d / "stories.txt"
-    with open(text, "w", encoding="utf-8") as f:
-        for st in stories.generate(count, seed=seed):
-            f.write(st.text + "\n<|endoftext|>\n")
+    stories.write_txt(text, count, seed)
     prepare([str(text)], str(d / "shards"), progress=False, **prepare_kw)
     return str(d / "shards")
 
@@ -424,16 +422,16 @@ def test_grad_accum_must_divide_over_processes(shards, tmp_path, monkeypatch):
 # Evaluation
 # ------------------------------------------------------------------------------------------------
 
-def test_eval_windows_predict_every_token_once():
+def test_sequential_windows_predict_every_token_once():
     tokens = np.arange(1000, dtype=np.uint16)
-    batches = list(eval_windows(tokens, 4, 64))
+    batches = list(sequential_windows(tokens, 4, 64))
     targets = np.concatenate([b[:, 1:].reshape(-1).numpy() for b in batches])
     assert np.array_equal(targets, np.arange(1, 1000))
     for rank_split in (2, 3):
         got = sorted(np.concatenate([b[:, 1:].reshape(-1).numpy() for r in range(rank_split)
-                                     for b in eval_windows(tokens, 4, 64, rank=r, world_size=rank_split)]))
+                                     for b in sequential_windows(tokens, 4, 64, rank=r, world_size=rank_split)]))
         assert np.array_equal(got, np.arange(1, 1000))
-    capped = np.concatenate([b[:, 1:].reshape(-1).numpy() for b in eval_windows(tokens, 4, 64, max_tokens=200)])
+    capped = np.concatenate([b[:, 1:].reshape(-1).numpy() for b in sequential_windows(tokens, 4, 64, max_tokens=200)])
     assert np.array_equal(capped, np.arange(1, 201))
 
 

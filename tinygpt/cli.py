@@ -101,7 +101,7 @@ def _stories(args) -> int:
             elif args.prompts:
                 f.write(st.prompt + "\n")
             else:
-                f.write(st.text + "\n<|endoftext|>\n")
+                f.write(stories.story_txt(st))
             if k % 1000 == 999:
                 bar.update(1000)
         bar.update(args.count - bar.n)

@@ -17,7 +17,6 @@ def run_demo(out: str = "demo", *, minutes: float = 4.0, stories: int = 20000, m
     for `minutes`, evaluates it, and returns (and prints) a few generated stories."""
     from tinygpt import stories as story_gen
     from tinygpt.checkpoint import load_run
-    from tinygpt.fileio import atomic_write
     from tinygpt.generate import generate_text
     from tinygpt.prepare import prepare
     from tinygpt.train import train
@@ -30,9 +29,7 @@ def run_demo(out: str = "demo", *, minutes: float = 4.0, stories: int = 20000, m
 
     echo(f"[1/5] writing {stories:,} built-in children's stories")
     text_path = out_dir / "stories.txt"
-    with atomic_write(text_path, newline="\n") as f:
-        for st in story_gen.generate(stories, seed=seed):
-            f.write(st.text + "\n<|endoftext|>\n")
+    story_gen.write_txt(text_path, stories, seed=seed)
 
     echo(f"[2/5] training a {vocab_size}-token tokenizer and writing token shards")
     meta = prepare([str(text_path)], str(out_dir / "shards"), vocab_size=vocab_size, seed=seed, overwrite=True,

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tinygpt.shards import sequential_windows
 from tinygpt.tokenizer import Tokenizer
 
 
@@ -78,35 +79,12 @@ def evaluate_batches(model, batches: Iterable[torch.Tensor], byte_lengths: np.nd
     return loss_sum, tokens, nbytes
 
 
-def eval_windows(tokens: np.ndarray, batch_size: int, seq_len: int, max_tokens: int | None = None, *,
-                 rank: int = 0, world_size: int = 1) -> Iterable[torch.Tensor]:
-    """The evaluation windows of `tokens` for one rank: consecutive windows from the start, the
-    last one shorter so that every token after the first is predicted once, capped at about
-    `max_tokens` predicted tokens; batches are dealt out by rank."""
-    if max_tokens is not None:
-        tokens = tokens[: max(1, max_tokens) + 1]
-    if len(tokens) < 2:
-        return
-    full = (len(tokens) - 1) // seq_len
-    batches = list(range(0, full, batch_size))
-    tail = len(tokens) - 1 - full * seq_len
-    for i, b in enumerate(batches):
-        if i % world_size == rank:
-            starts = np.arange(b, min(full, b + batch_size)) * seq_len
-            yield torch.from_numpy(tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64))
-    if tail and len(batches) % world_size == rank:
-        yield torch.from_numpy(np.asarray(tokens[full * seq_len:], dtype=np.int64)[None])
-
-
 def evaluate_run(run, *, data: str | None = None, text: str | None = None, which: str = "best",
                  batch_size: int = 32, seq_len: int | None = None, max_tokens: int | None = None,
                  device: str = "auto", dtype: str = "fp32", fused: bool = True) -> dict:
     """Evaluates a run's checkpoint on a prepared directory's validation split (`data`, by
     default the run's own) or on the stories of a text file (`text`). Returns `summarize`'s dict
     plus where the figures come from."""
-    import json
-    from pathlib import Path
-
     from tinygpt import checkpoint, data as story_data
     from tinygpt.shards import open_shards
 
@@ -126,12 +104,10 @@ def evaluate_run(run, *, data: str | None = None, text: str | None = None, which
         tokens = np.concatenate([np.asarray(sep, dtype=np.uint32), ids])  # each story follows an end-of-text
         source = {"text": str(text), "stories": len(stories)}
     else:
-        if data is None:
-            run_file = Path(run) / "run.json"
-            if not run_file.is_file():
-                raise ValueError(f"{run} has no run.json to name its data: give --data DIR or --text FILE")
-            with open(run_file, encoding="utf-8") as f:
-                data = json.load(f)["settings"]["data"]
+        if data is None:  # the data the run was trained on
+            data = (state.get("settings") or {}).get("data")
+            if not data:
+                raise ValueError(f"{ckpt} does not name its data: give --data DIR or --text FILE")
         shards = open_shards(data, tokenizer=tokenizer)
         tokens = shards.tokens("val")
         if len(tokens) < 2:
@@ -141,7 +117,7 @@ def evaluate_run(run, *, data: str | None = None, text: str | None = None, which
     if dtype not in ("fp32", "bf16"):
         raise ValueError(f"dtype must be fp32 or bf16, got {dtype!r}")
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    sums = evaluate_batches(model, eval_windows(tokens, batch_size, T, max_tokens),
+    sums = evaluate_batches(model, sequential_windows(tokens, batch_size, T, max_tokens),
                             token_byte_lengths(tokenizer, model.config.vocab_size),
                             device=torch.device(device), dtype=torch_dtype)
     return {**summarize(*sums), "checkpoint": str(ckpt), "step": state.get("step"), "seq_len": T, **source}

@@ -199,10 +199,20 @@ class WindowLoader:
         return (step * self.world * self.B) / self.windows
 
 
-def sequential_windows(tokens: np.ndarray, batch_size: int, seq_len: int) -> Iterator[torch.Tensor]:
-    """Every full (T+1)-token window of `tokens` in order, in batches (for evaluation)."""
-    n = (len(tokens) - 1) // seq_len
-    for b in range(0, n, batch_size):
-        starts = np.arange(b, min(n, b + batch_size)) * seq_len
-        idx = starts[:, None] + np.arange(seq_len + 1)
-        yield torch.from_numpy(tokens[idx].astype(np.int64))
+def sequential_windows(tokens: np.ndarray, batch_size: int, seq_len: int, max_tokens: int | None = None, *,
+                       rank: int = 0, world_size: int = 1) -> Iterator[torch.Tensor]:
+    """Evaluation windows: consecutive (B, T+1) batches from the start, the last window shorter
+    so that every token after the first is a target exactly once, capped at about `max_tokens`
+    targets; batches are dealt out to `rank` of `world_size`."""
+    if max_tokens is not None:
+        tokens = tokens[: max(1, max_tokens) + 1]
+    if len(tokens) < 2:
+        return
+    full = (len(tokens) - 1) // seq_len
+    batches = range(0, full, batch_size)
+    for i, b in enumerate(batches):
+        if i % world_size == rank:
+            starts = np.arange(b, min(full, b + batch_size)) * seq_len
+            yield torch.from_numpy(tokens[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64))
+    if len(tokens) - 1 > full * seq_len and len(batches) % world_size == rank:
+        yield torch.from_numpy(np.asarray(tokens[full * seq_len:], dtype=np.int64)[None])

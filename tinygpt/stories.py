@@ -735,3 +735,17 @@ def story_json(story: Story, prompt_only: bool = False) -> str:
     d = {"story": story.text} if not prompt_only else {}
     d.update(prompt=story.prompt, **story.plan.to_json(), source="tinygpt-stories")
     return json.dumps(d, ensure_ascii=False)
+
+
+def story_txt(story: Story) -> str:
+    """The story in the TinyStories .txt layout: its text, then an `<|endoftext|>` line."""
+    return story.text + "\n<|endoftext|>\n"
+
+
+def write_txt(path, count: int, seed: int = 0) -> None:
+    """Writes stories 0..count-1 of `seed` to a .txt file (atomically)."""
+    from tinygpt.fileio import atomic_write
+
+    with atomic_write(path, newline="\n") as f:
+        for st in generate(count, seed=seed):
+            f.write(story_txt(st))

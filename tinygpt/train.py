@@ -38,7 +38,7 @@ import torch
 from tinygpt import checkpoint, evaluate, threads
 from tinygpt.fileio import atomic_write, read_versioned_json, write_json
 from tinygpt.model import GPT, PRESETS, get_preset
-from tinygpt.shards import WindowLoader, open_shards
+from tinygpt.shards import WindowLoader, open_shards, sequential_windows
 
 RUN_FORMAT = "tinygpt-run"
 RUN_VERSION = 1
@@ -377,11 +377,10 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
 
     shards = open_shards(cfg.data)
     tokenizer = shards.tokenizer
-    model_cfg = {"vocab_size": shards.vocab_size, **cfg.model_overrides}
-    seq_len = cfg.seq_len or min(256, get_preset(cfg.model, **model_cfg).max_seq_len)
-    if seq_len > get_preset(cfg.model, **model_cfg).max_seq_len:
-        model_cfg["max_seq_len"] = seq_len  # only the rotary table grows
-    model_config = get_preset(cfg.model, **model_cfg)
+    model_config = get_preset(cfg.model, **{"vocab_size": shards.vocab_size, **cfg.model_overrides})
+    seq_len = cfg.seq_len or min(256, model_config.max_seq_len)
+    if seq_len > model_config.max_seq_len:  # only the rotary table grows
+        model_config = dataclasses.replace(model_config, max_seq_len=seq_len)
     K = cfg.grad_accum or dist.world
     if K % dist.world:
         raise ValueError(
@@ -400,7 +399,7 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
         max_steps = max(1, len(train_tokens) // tokens_per_step)
 
     # The weights: fresh, or from the last checkpoint.
-    start_step, tokens_seen, elapsed, best_val = 0, 0, 0.0, math.inf
+    start_step, elapsed, best_val = 0, 0.0, math.inf
     resumed_from = None
     if dist.main:
         run.mkdir(parents=True, exist_ok=True)
@@ -422,7 +421,7 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
                 f"the checkpoint in {found} holds a different model ({model.config}) than the run's "
                 f"settings make ({model_config})"
             )
-        start_step, tokens_seen = int(state["step"]), int(state["tokens_seen"])
+        start_step = int(state["step"])
         elapsed, best_val = float(state["elapsed"]), float(state.get("best_val_loss", math.inf))
         resumed_from = start_step
     else:
@@ -457,14 +456,14 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
 
     def run_eval() -> dict:
         sums = evaluate.evaluate_batches(
-            model, evaluate.eval_windows(val_tokens, cfg.batch_size, seq_len, cfg.eval_tokens,
-                                         rank=dist.rank, world_size=dist.world),
+            model, sequential_windows(val_tokens, cfg.batch_size, seq_len, cfg.eval_tokens,
+                                      rank=dist.rank, world_size=dist.world),
             byte_lengths, device=device, dtype=dtype)
         t = dist.all_reduce(torch.tensor(sums, dtype=torch.float64, device=device)).tolist()
         return evaluate.summarize(t[0], int(t[1]), int(t[2]))
 
     def state_dict(step: int) -> dict:
-        return {"step": step, "tokens_seen": tokens_seen, "elapsed": elapsed, "best_val_loss": best_val,
+        return {"step": step, "tokens_seen": step * tokens_per_step, "elapsed": elapsed, "best_val_loss": best_val,
                 "tokenizer_sha256": tokenizer.fingerprint, "settings": cfg.to_dict(),
                 "seq_len": seq_len, "world_size": dist.world}
 
@@ -472,6 +471,19 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
         if dist.main:
             checkpoint.save(run / LATEST, model, tokenizer, state_dict(step), optimizer)
         dist.barrier()
+
+    def evaluate_and_keep_best(step: int) -> dict:
+        nonlocal best_val, baseline
+        ev = run_eval()
+        if dist.main:
+            _report_eval(cfg.progress, step, step * tokens_per_step, elapsed, ev, baseline, log)
+            baseline = None
+            if ev["loss"] < best_val:
+                best_val = ev["loss"]
+                checkpoint.save(run / BEST, model, tokenizer, {**state_dict(step), "val": ev})
+            _plot(records, run, cfg)
+        dist.barrier()
+        return ev
 
     def log(record: dict) -> None:
         records.append(record)
@@ -505,8 +517,8 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
     step = last_saved = start_step
     stop_reason = None
     last_eval = None
-    session_tokens, train_time = 0, 0.0
-    interval_loss, interval_steps, interval_t0, interval_tokens = 0.0, 0, time.perf_counter(), 0
+    train_time = 0.0  # seconds spent in training steps (not evaluating or saving)
+    interval_loss, interval_steps, interval_t0 = 0.0, 0, time.perf_counter()
     t_origin = time.perf_counter() - elapsed
     progress = _progress(cfg, step, max_steps, elapsed)
     model.train()
@@ -545,9 +557,8 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
             norm_val = float(norm)
             if not (math.isfinite(loss_val) and math.isfinite(norm_val)):
                 optimizer.zero_grad(set_to_none=True)
-                last = checkpoint.resolve(run / LATEST)
-                keep = (f"the last good checkpoint (step {checkpoint.read_state(last, verify=False)[1]['step']}) "
-                        f"is kept in {run / LATEST}" if last else "no checkpoint had been written yet")
+                keep = (f"the last good checkpoint (step {last_saved}) is kept in {run / LATEST}" if last_saved
+                        else "no checkpoint had been written yet")
                 bar.close()
                 raise TrainingDiverged(
                     f"training diverged at step {step}: loss {loss_val}, gradient norm {norm_val}. Stopped; "
@@ -556,22 +567,19 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            tokens_seen += tokens_per_step
-            session_tokens += tokens_per_step
             train_time += time.perf_counter() - t_step
             interval_loss += loss_val
             interval_steps += 1
-            interval_tokens += tokens_per_step
             progress = _progress(cfg, step, max_steps, elapsed)
 
             if step % cfg.log_every == 0 and dist.main:
                 now = time.perf_counter()
-                tok_s = interval_tokens / max(now - interval_t0, 1e-9)
-                log({"kind": "train", "step": step, "tokens": tokens_seen, "loss": interval_loss / interval_steps,
+                tok_s = interval_steps * tokens_per_step / max(now - interval_t0, 1e-9)
+                log({"kind": "train", "step": step, "tokens": step * tokens_per_step, "loss": interval_loss / interval_steps,
                      "lr": lr, "grad_norm": norm_val, "tok_s": round(tok_s, 1), "elapsed": round(elapsed, 3)})
                 bar.set_postfix_str(f"step {step}, loss {interval_loss / interval_steps:.3f}, {tok_s:,.0f} tok/s",
                                     refresh=False)
-                interval_loss, interval_steps, interval_t0, interval_tokens = 0.0, 0, now, 0
+                interval_loss, interval_steps, interval_t0 = 0.0, 0, now
             if max_steps is not None:
                 bar.update(1)
             else:
@@ -581,15 +589,7 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
                 stop_reason = "interrupted"
                 break
             if step % cfg.eval_every == 0:
-                last_eval = run_eval()
-                if dist.main:
-                    _report_eval(cfg.progress, step, tokens_seen, elapsed, last_eval, baseline, log)
-                    baseline = None
-                    if last_eval["loss"] < best_val:
-                        best_val = last_eval["loss"]
-                        checkpoint.save(run / BEST, model, tokenizer, {**state_dict(step), "val": last_eval})
-                    _plot(records, run, cfg)
-                dist.barrier()
+                last_eval = evaluate_and_keep_best(step)
             if step % save_every == 0:
                 save_latest(step)
                 last_saved = step
@@ -598,18 +598,15 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
 
     bar.close()
     if stop_reason != "interrupted" and (last_eval is None or step % cfg.eval_every):
-        last_eval = run_eval()
-        if dist.main:
-            _report_eval(cfg.progress, step, tokens_seen, elapsed, last_eval, baseline, log)
-            if last_eval["loss"] < best_val:
-                best_val = last_eval["loss"]
-                checkpoint.save(run / BEST, model, tokenizer, {**state_dict(step), "val": last_eval})
+        last_eval = evaluate_and_keep_best(step)
+    session_tokens = (step - start_step) * tokens_per_step
     in_sync = _check_in_sync(model, dist)
     if step != last_saved:
         save_latest(step)
     summary = {
-        "stopped": stop_reason, "steps": step, "tokens_seen": tokens_seen, "elapsed_s": round(elapsed, 2),
-        "session_tokens": session_tokens, "train_tokens_per_s": round(session_tokens / max(train_time, 1e-9), 1),
+        "stopped": stop_reason, "steps": step, "tokens_seen": step * tokens_per_step, "elapsed_s": round(elapsed, 2),
+        "session_tokens": session_tokens,
+        "train_tokens_per_s": round(session_tokens / max(train_time, 1e-9), 1),
         "params": model.num_params(), "model": cfg.model, "model_config": model_config.to_dict(),
         "dtype": str(dtype).replace("torch.", ""), "device": str(device), "world_size": dist.world,
         "val": last_eval if stop_reason != "interrupted" else None, "best_val_loss": best_val,
