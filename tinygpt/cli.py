@@ -204,6 +204,108 @@ def _eval(args) -> int:
     return 0
 
 
+def _generate(args) -> int:
+    import torch
+
+    from tinygpt.checkpoint import load_run
+    from tinygpt.generate import SamplingSettings, encode_prompt, generate_ids
+    from tinygpt.threads import configure
+
+    if args.threads is not None:
+        configure(args.threads)
+    if args.num_samples < 1 or args.batch_size < 1:
+        raise ValueError("--num-samples and --batch-size must be >= 1")
+    if args.prompt == "-":
+        prompts = [line.rstrip("\r\n") for line in sys.stdin]
+        if not prompts:
+            raise ValueError("--prompt -: no prompts on standard input (one per line)")
+    else:
+        prompts = [args.prompt]
+    settings = SamplingSettings(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+        min_p=args.min_p, repetition_penalty=args.repetition_penalty, frequency_penalty=args.frequency_penalty,
+        presence_penalty=args.presence_penalty)
+    settings.validate()
+    model, tokenizer = load_run(args.run, args.which, fused=not args.reference)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise ValueError(f"{args.run}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                         f"{model.config.vocab_size}")
+    texts = [p for p in prompts for _ in range(args.num_samples)]
+    ids = [encode_prompt(tokenizer, t) for t in texts]
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(6), "little")
+    printer = _StreamPrinter(tokenizer, texts) if args.stream and not args.json else None
+    t0 = time.perf_counter()
+    gens = generate_ids(model, ids, settings, eot=tokenizer.eot_token, seed=seed, batch_size=args.batch_size,
+                        dtype=args.dtype, on_tokens=printer and printer.tokens, on_finish=printer and printer.finish)
+    dt = time.perf_counter() - t0
+    n = sum(len(g.ids) for g in gens)
+    rate = f"{n:,} tokens in {dt:.2f} s: {n / max(dt, 1e-9):,.1f} tokens/s"
+    if args.json:
+        print(json.dumps({
+            "seed": seed, "tokens": n, "seconds": dt, "tokens_per_s": n / max(dt, 1e-9),
+            "samples": [{"prompt": t, "text": t + tokenizer.decode(g.ids), "ids": g.ids,
+                         "finish_reason": g.finish_reason} for t, g in zip(texts, gens)],
+        }, indent=2))
+    elif printer is None:
+        for i, (t, g) in enumerate(zip(texts, gens)):
+            if len(texts) > 1:
+                print(f"--- sample {i + 1} ---")
+            print(t + tokenizer.decode(g.ids))
+    print(f"[{rate} (batch {min(len(ids), args.batch_size)}, {torch.get_num_threads()} threads, seed {seed})]",
+          file=sys.stderr)
+    return 0
+
+
+class _StreamPrinter:
+    """Streams the sequences of a batch in order: the first unfinished one as it is made, each
+    later one (what it has so far, then live) as soon as all before it are out."""
+
+    def __init__(self, tokenizer, prompts: list[str]):
+        self.prompts = prompts
+        self.decoders = [tokenizer.decoder() for _ in prompts]
+        self.pending: list[list[str]] = [[] for _ in prompts]  # text made but not yet printed
+        self.done = [False] * len(prompts)
+        self.current = 0
+        self._open(0)
+
+    def _open(self, i: int) -> None:
+        if len(self.prompts) > 1:
+            print(f"--- sample {i + 1} ---")
+        print(self.prompts[i] + "".join(self.pending[i]), end="", flush=True)
+        self.pending[i] = []
+
+    def _write(self, i: int, text: str) -> None:
+        if i == self.current:
+            print(text, end="", flush=True)
+        elif text:
+            self.pending[i].append(text)
+
+    def tokens(self, i: int, ids: list[int]) -> None:
+        self._write(i, self.decoders[i].add(ids))
+
+    def finish(self, i: int, gen) -> None:
+        self._write(i, self.decoders[i].flush())
+        self.done[i] = True
+        while self.current < len(self.prompts) and self.done[self.current]:
+            print(flush=True)
+            self.current += 1
+            if self.current < len(self.prompts):
+                self._open(self.current)
+
+
+def _export(args) -> int:
+    from tinygpt.export import export
+
+    path = export(args.run, args.out, args.format, which=args.which, overwrite=args.force)
+    if args.format == "hf":
+        print(f"wrote {path}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(path)!r}) "
+              "and AutoTokenizer.from_pretrained(...)")
+    else:
+        print(f"wrote {path / 'model.bin'} and {path / 'tokenizer.bin'}: run them with llama2.c's "
+              f"./run {path / 'model.bin'} -z {path / 'tokenizer.bin'}")
+    return 0
+
+
 def _demo(args) -> int:
     from tinygpt.demo import run_demo
 
@@ -369,6 +471,56 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--reference", action="store_true", help="plain PyTorch ops instead of the fused kernels")
     ev.add_argument("--json", action="store_true", help="print the figures as JSON")
     ev.set_defaults(func=_eval)
+
+    gn = sub.add_parser(
+        "generate", help="write stories with a trained model",
+        description="Continues a prompt (default: a new story) with a trained run's model: KV-cache decoding "
+        "and the fused sampler. Several prompts (--prompt - reads them from standard input, one per line) and "
+        "--num-samples are decoded together in batches. A story ends at <|endoftext|>, after --max-new-tokens, "
+        "or when it fills the model's context. The tokens/s figure goes to standard error.")
+    gn.add_argument("--run", required=True, help="run directory (or a checkpoint directory)")
+    gn.add_argument("--which", choices=["best", "latest"], default="best", help="checkpoint (default best)")
+    gn.add_argument("--prompt", default="", help="text to continue ('-': one prompt per line from standard input; "
+                    "default: empty, a new story)")
+    gn.add_argument("--num-samples", type=int, default=1, help="continuations of each prompt (default 1)")
+    gn.add_argument("--max-new-tokens", type=int, default=256, help="at most this many new tokens each (default 256)")
+    g = gn.add_argument_group("sampling")
+    g.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 is greedy (default 0.8)")
+    g.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens; 0: off (default)")
+    g.add_argument("--top-p", type=float, default=0.95,
+                   help="keep the most likely tokens that make up this probability (nucleus); 1: off (default 0.95)")
+    g.add_argument("--min-p", type=float, default=0.0,
+                   help="keep tokens at least this fraction as likely as the most likely one; 0: off (default)")
+    g.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="> 1 makes tokens already in the text less likely (logits divided, or multiplied if "
+                   "negative); 1: off (default)")
+    g.add_argument("--frequency-penalty", type=float, default=0.0,
+                   help="subtracted from a token's logit for each time it occurred (default 0)")
+    g.add_argument("--presence-penalty", type=float, default=0.0,
+                   help="subtracted from a token's logit if it occurred at all (default 0)")
+    g.add_argument("--seed", type=int, default=None, help="seed; sample i uses seed + i (default: random, printed)")
+    g = gn.add_argument_group("output and hardware")
+    g.add_argument("--stream", action="store_true", help="print the text as it is made")
+    g.add_argument("--json", action="store_true", help="print the samples, ids and figures as JSON")
+    g.add_argument("--batch-size", type=int, default=64, help="sequences decoded together (default 64)")
+    g.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="decode precision; auto: bf16 where the hardware has it natively, else fp32")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    g.add_argument("--reference", action="store_true", help="plain PyTorch ops instead of the fused kernels")
+    gn.set_defaults(func=_generate)
+
+    ex = sub.add_parser(
+        "export", help="export a trained model for Hugging Face transformers or llama2.c",
+        description="hf: a directory that transformers' AutoModelForCausalLM loads as a LlamaForCausalLM "
+        "(config.json, model.safetensors) with a tokenizer AutoTokenizer loads (end-of-text as eos). "
+        "llama2c: model.bin (llama2.c's version-0 layout) and tokenizer.bin for llama2.c's run.c; the "
+        "weights are exact, prompt encoding and start/stop tokens are run.c's own.")
+    ex.add_argument("--run", required=True, help="run directory (or a checkpoint directory)")
+    ex.add_argument("--format", choices=["hf", "llama2c"], required=True, help="hf or llama2c")
+    ex.add_argument("--out", required=True, metavar="DIR", help="output directory (created; must be empty)")
+    ex.add_argument("--which", choices=["best", "latest"], default="best", help="checkpoint (default best)")
+    ex.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    ex.set_defaults(func=_export)
 
     dm = sub.add_parser("demo", help="the whole loop on built-in stories, offline: data, tokenizer, training, stories",
                         description="Writes built-in children's stories, trains a tokenizer, prepares shards, trains "

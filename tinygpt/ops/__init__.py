@@ -5,6 +5,7 @@ version of each, with the same signature."""
 from tinygpt.ops import reference  # noqa: F401
 from tinygpt.ops.attention import attention  # noqa: F401
 from tinygpt.ops.cross_entropy import cross_entropy  # noqa: F401
+from tinygpt.ops.decode_attention import decode_attention  # noqa: F401
 from tinygpt.ops.rms_norm import rms_norm  # noqa: F401
 from tinygpt.ops.rope import rope  # noqa: F401
 from tinygpt.ops.swiglu import swiglu  # noqa: F401

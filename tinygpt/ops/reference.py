@@ -26,6 +26,27 @@ def attention(q, k, v, *, causal: bool = True, scale: float | None = None):
     return att @ v
 
 
+def decode_attention(qkv, k_cache, v_cache, positions, cos, sin, n_heads: int, scale: float | None = None):
+    """One decode step: each active row's (positions[b] >= 0) new key and value, the key turned by
+    the rotary angle of its position, go into the caches (B, Hkv, Smax, D) at positions[b], and its
+    query heads (turned likewise) attend over keys [0, positions[b]]. Returns (B, n_heads D)."""
+    B = qkv.shape[0]
+    Hkv, D = k_cache.shape[1], k_cache.shape[3]
+    q, k, v = qkv.split([n_heads * D, Hkv * D, Hkv * D], dim=1)
+    out = qkv.new_zeros(B, n_heads * D)
+    for b in range(B):
+        p = int(positions[b])
+        if p < 0:
+            continue
+        c, s = cos[p : p + 1], sin[p : p + 1]
+        k_cache[b, :, p] = rope(k[b].view(1, 1, Hkv, D), c, s)[0, 0]
+        v_cache[b, :, p] = v[b].view(Hkv, D)
+        qb = rope(q[b].view(1, 1, n_heads, D), c, s).transpose(1, 2)
+        y = attention(qb, k_cache[b : b + 1, :, : p + 1], v_cache[b : b + 1, :, : p + 1], causal=False, scale=scale)
+        out[b] = y.reshape(-1)
+    return out
+
+
 def rms_norm(x, weight, eps: float = 1e-5):
     """x * rsqrt(mean(x^2) + eps) * weight over the last dimension (computed in fp32)."""
     xf = x.float()

@@ -1,0 +1,157 @@
+"""KV-cache decoding of a `GPT`: a prompt is run once through the fused attention (prefill), its
+keys and values kept per layer; each further token is one single-query step
+(`tinygpt.ops.decode_attention`) over the cache, so a token costs a pass over the weights instead
+of a pass over the whole context.
+
+The decoder packs each layer's query/key/value projections into one matrix and the two SwiGLU
+input projections into another, so a decode step is a few large calls per layer and the Python
+overhead stays small next to the matrix products."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from tinygpt.model import GPT, _ops
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def resolve_dtype(dtype, device=None) -> torch.dtype:
+    """'auto' | 'fp32' | 'bf16' | a torch dtype -> the torch dtype (ValueError for anything else).
+    'auto' is bf16 where the hardware computes in it natively (a CUDA GPU with bf16, a CPU with
+    AVX512-BF16), else fp32."""
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if dtype == "auto":
+        device = torch.device(device or "cpu")
+        if device.type == "cuda":
+            native = torch.cuda.is_bf16_supported()
+        else:
+            from tinygpt import _C
+
+            native = device.type == "cpu" and _C._cpu_has_bf16()
+        return torch.bfloat16 if native else torch.float32
+    if dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ValueError(f"dtype must be 'auto', 'fp32' or 'bf16', got {dtype!r}")
+
+
+class Decoder:
+    """Decodes up to `batch_size` sequences of up to `max_len` tokens (default: the model's
+    max_seq_len) together. Row b holds `lengths[b]` cached tokens; `prefill` fills rows from
+    prompts, `step` appends one token to each active row and returns the next-token logits.
+
+    The weights are read from the model when the decoder is made (packed copies, cast to
+    `dtype`, see `resolve_dtype`): make a new decoder after changing the model. The fused kernels
+    run on the CPU (and only when `model.fused`); elsewhere the plain PyTorch ops do."""
+
+    @torch.no_grad()
+    def __init__(self, model: GPT, batch_size: int, max_len: int | None = None, *, dtype="auto"):
+        cfg = model.config
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        max_len = cfg.max_seq_len if max_len is None else max_len
+        if not 1 <= max_len <= cfg.max_seq_len:
+            raise ValueError(f"max_len must be in [1, {cfg.max_seq_len}] (the model's context), got {max_len}")
+        self.config, self.batch_size, self.max_len = cfg, batch_size, max_len
+        self.device = model.tok_embeddings.weight.device
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.ops = _ops(model.fused and self.device.type == "cpu")
+        dt = self.dtype
+
+        def w(t):
+            return t.detach().to(dt).contiguous()
+
+        self.embedding = w(model.tok_embeddings.weight)
+        self.layers = []
+        for blk in model.layers:
+            a, m = blk.attn, blk.mlp
+            self.layers.append({
+                "norm1": w(blk.norm1.weight), "norm2": w(blk.norm2.weight),
+                "wqkv": w(torch.cat([a.wq.weight, a.wk.weight, a.wv.weight])),
+                "wo_t": w(a.wo.weight).t(),  # for addmm: x + y @ wo^T in one call
+                "w13": w(torch.cat([m.w1.weight, m.w3.weight])),
+                "w2_t": w(m.w2.weight).t(),
+            })
+        self.norm = w(model.norm.weight)
+        self.output = self.embedding if cfg.tie_embeddings else w(model.output.weight)
+        self.cos = model.rope_cos[:max_len].float().contiguous()
+        self.sin = model.rope_sin[:max_len].float().contiguous()
+        self.scale = 1.0 / math.sqrt(cfg.head_dim)
+        shape = (batch_size, cfg.kv_heads, max_len, cfg.head_dim)
+        self.k = [torch.zeros(shape, dtype=dt, device=self.device) for _ in self.layers]
+        self.v = [torch.zeros(shape, dtype=dt, device=self.device) for _ in self.layers]
+        self.lengths = torch.zeros(batch_size, dtype=torch.long)
+
+    def reset(self, rows=None) -> None:
+        """Forgets the cached tokens of `rows` (all rows by default)."""
+        if rows is None:
+            self.lengths.zero_()
+        else:
+            self.lengths[torch.as_tensor(rows, dtype=torch.long)] = 0
+
+    @torch.no_grad()
+    def prefill(self, rows, tokens: torch.Tensor) -> torch.Tensor:
+        """Runs `tokens` (n, T) through the model as the whole content of `rows` (n row indices),
+        filling their caches. Returns the logits (n, V) float32 of the next token after each."""
+        rows = torch.as_tensor(rows, dtype=torch.long).reshape(-1)
+        tokens = torch.as_tensor(tokens, dtype=torch.long, device=self.device)
+        if tokens.dim() != 2 or tokens.shape[0] != rows.numel() or tokens.shape[1] < 1:
+            raise ValueError(f"tokens must have shape (len(rows), T >= 1), got {tuple(tokens.shape)}")
+        n, T = tokens.shape
+        if T > self.max_len:
+            raise ValueError(f"a prompt of {T} tokens does not fit the cache ({self.max_len} tokens)")
+        if rows.min() < 0 or rows.max() >= self.batch_size:
+            raise ValueError(f"rows must be in [0, {self.batch_size}), got {rows.tolist()}")
+        cfg, ops = self.config, self.ops
+        H, Hkv, D = cfg.n_heads, cfg.kv_heads, cfg.head_dim
+        cos, sin = self.cos[:T], self.sin[:T]
+        x = F.embedding(tokens, self.embedding)
+        dev_rows = rows.to(self.device)
+        for i, L in enumerate(self.layers):
+            qkv = F.linear(ops.rms_norm(x, L["norm1"], cfg.norm_eps), L["wqkv"])
+            q, k, v = qkv.split([H * D, Hkv * D, Hkv * D], dim=-1)
+            q = ops.rope(q.reshape(n, T, H, D), cos, sin).transpose(1, 2)
+            k = ops.rope(k.reshape(n, T, Hkv, D), cos, sin).transpose(1, 2)
+            v = v.reshape(n, T, Hkv, D).transpose(1, 2)
+            self.k[i][dev_rows, :, :T] = k
+            self.v[i][dev_rows, :, :T] = v
+            y = ops.attention(q, k, v, causal=True, scale=self.scale)
+            x = x + F.linear(y.transpose(1, 2).reshape(n, T, H * D), L["wo_t"].t())
+            x = x + self._mlp(ops.rms_norm(x, L["norm2"], cfg.norm_eps), L)
+        self.lengths[rows] = T
+        return self._logits(x[:, -1])
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+        """Appends `tokens` (B,) to the rows (those with `active` (B,) bool true; by default all)
+        and returns the next-token logits (B, V) float32 (rows left out get garbage)."""
+        cfg, ops = self.config, self.ops
+        positions = self.lengths.clone()
+        if active is not None:
+            positions[~active] = -1
+        if int(positions.max()) >= self.max_len:
+            raise ValueError(f"the cache is full ({self.max_len} tokens): no room for another token")
+        pos_dev = positions.to(self.device)
+        x = F.embedding(torch.as_tensor(tokens, device=self.device), self.embedding)
+        for i, L in enumerate(self.layers):
+            qkv = F.linear(ops.rms_norm(x, L["norm1"], cfg.norm_eps), L["wqkv"])
+            y = ops.decode_attention(qkv, self.k[i], self.v[i], pos_dev, self.cos, self.sin, cfg.n_heads, self.scale)
+            x = torch.addmm(x, y, L["wo_t"])
+            h = self._swiglu(F.linear(ops.rms_norm(x, L["norm2"], cfg.norm_eps), L["w13"]))
+            x = torch.addmm(x, h, L["w2_t"])
+        self.lengths += positions >= 0
+        return self._logits(x)
+
+    def _swiglu(self, gu):
+        f = gu.shape[-1] // 2
+        return F.silu(gu[..., :f]).mul_(gu[..., f:])
+
+    def _mlp(self, h, L):
+        return F.linear(self._swiglu(F.linear(h, L["w13"])), L["w2_t"].t())
+
+    def _logits(self, x):
+        return F.linear(self.ops.rms_norm(x, self.norm, self.config.norm_eps), self.output).float()

@@ -1,0 +1,27 @@
+"""Fused single-query attention for decode steps (`torch.ops.tinygpt.decode_attention`): turns the
+new query and key by the rotary angle of each row's position, appends the key and value to the
+row's cache, and attends over the cached keys, in one native call per layer. Semantics:
+`tinygpt.ops.reference.decode_attention`. Inference only (no autograd)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
+
+
+@torch.library.register_fake("tinygpt::decode_attention")
+def _(qkv, k_cache, v_cache, positions, cos, sin, n_heads, scale):
+    return qkv.new_empty((qkv.shape[0], n_heads * k_cache.shape[-1]))
+
+
+def decode_attention(qkv, k_cache, v_cache, positions, cos, sin, n_heads: int, scale: float | None = None):
+    """One decode step. qkv (B, (n_heads + 2 Hkv) D): the fused projection of each row's new token
+    (query heads, then key heads, then value heads); k_cache and v_cache (B, Hkv, Smax, D), updated
+    in place at `positions` (B,) int64 (-1: an idle row, left alone, output zeros); cos and sin
+    (>= Smax, D/2) float32. Returns (B, n_heads D). float32 or bfloat16."""
+    if scale is None:
+        scale = 1.0 / math.sqrt(k_cache.shape[-1])
+    return torch.ops.tinygpt.decode_attention(qkv, k_cache, v_cache, positions, cos, sin, int(n_heads), float(scale))
