@@ -208,7 +208,7 @@ def _generate(args) -> int:
     import torch
 
     from tinygpt.checkpoint import load_run
-    from tinygpt.generate import SamplingSettings, encode_prompt, generate_ids
+    from tinygpt.generate import SamplingSettings, generate
     from tinygpt.threads import configure
 
     if args.threads is not None:
@@ -221,37 +221,41 @@ def _generate(args) -> int:
             raise ValueError("--prompt -: no prompts on standard input (one per line)")
     else:
         prompts = [args.prompt]
-    settings = SamplingSettings(
+    settings = dict(
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         min_p=args.min_p, repetition_penalty=args.repetition_penalty, frequency_penalty=args.frequency_penalty,
         presence_penalty=args.presence_penalty)
-    settings.validate()
+    SamplingSettings(**settings).validate()  # before the model loads
     model, tokenizer = load_run(args.run, args.which, fused=not args.reference)
-    if tokenizer.vocab_size > model.config.vocab_size:
-        raise ValueError(f"{args.run}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
-                         f"{model.config.vocab_size}")
     texts = [p for p in prompts for _ in range(args.num_samples)]
-    ids = [encode_prompt(tokenizer, t) for t in texts]
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(6), "little")
-    printer = _StreamPrinter(tokenizer, texts) if args.stream and not args.json else None
+    printer = _StreamPrinter(texts) if args.stream and not args.json else None
+    gens = {}
+
+    def finished(i, g):
+        gens[i] = g
+        if printer:
+            printer.finish(i)
+
     t0 = time.perf_counter()
-    gens = generate_ids(model, ids, settings, eot=tokenizer.eot_token, seed=seed, batch_size=args.batch_size,
-                        dtype=args.dtype, on_tokens=printer and printer.tokens, on_finish=printer and printer.finish)
+    outs = generate(model, tokenizer, prompts, num_samples=args.num_samples, seed=seed, batch_size=args.batch_size,
+                    dtype=args.dtype, on_text=printer and printer.text, on_finish=finished, **settings)
     dt = time.perf_counter() - t0
-    n = sum(len(g.ids) for g in gens)
+    outs = [outs] if isinstance(outs, str) else outs
+    n = sum(len(g.ids) for g in gens.values())
     rate = f"{n:,} tokens in {dt:.2f} s: {n / max(dt, 1e-9):,.1f} tokens/s"
     if args.json:
         print(json.dumps({
             "seed": seed, "tokens": n, "seconds": dt, "tokens_per_s": n / max(dt, 1e-9),
-            "samples": [{"prompt": t, "text": t + tokenizer.decode(g.ids), "ids": g.ids,
-                         "finish_reason": g.finish_reason} for t, g in zip(texts, gens)],
+            "samples": [{"prompt": t, "text": o, "ids": gens[i].ids, "finish_reason": gens[i].finish_reason}
+                        for i, (t, o) in enumerate(zip(texts, outs))],
         }, indent=2))
     elif printer is None:
-        for i, (t, g) in enumerate(zip(texts, gens)):
-            if len(texts) > 1:
+        for i, o in enumerate(outs):
+            if len(outs) > 1:
                 print(f"--- sample {i + 1} ---")
-            print(t + tokenizer.decode(g.ids))
-    print(f"[{rate} (batch {min(len(ids), args.batch_size)}, {torch.get_num_threads()} threads, seed {seed})]",
+            print(o)
+    print(f"[{rate} (batch {min(len(texts), args.batch_size)}, {torch.get_num_threads()} threads, seed {seed})]",
           file=sys.stderr)
     return 0
 
@@ -260,9 +264,8 @@ class _StreamPrinter:
     """Streams the sequences of a batch in order: the first unfinished one as it is made, each
     later one (what it has so far, then live) as soon as all before it are out."""
 
-    def __init__(self, tokenizer, prompts: list[str]):
+    def __init__(self, prompts: list[str]):
         self.prompts = prompts
-        self.decoders = [tokenizer.decoder() for _ in prompts]
         self.pending: list[list[str]] = [[] for _ in prompts]  # text made but not yet printed
         self.done = [False] * len(prompts)
         self.current = 0
@@ -274,17 +277,13 @@ class _StreamPrinter:
         print(self.prompts[i] + "".join(self.pending[i]), end="", flush=True)
         self.pending[i] = []
 
-    def _write(self, i: int, text: str) -> None:
+    def text(self, i: int, text: str) -> None:
         if i == self.current:
             print(text, end="", flush=True)
-        elif text:
+        else:
             self.pending[i].append(text)
 
-    def tokens(self, i: int, ids: list[int]) -> None:
-        self._write(i, self.decoders[i].add(ids))
-
-    def finish(self, i: int, gen) -> None:
-        self._write(i, self.decoders[i].flush())
+    def finish(self, i: int) -> None:
         self.done[i] = True
         while self.current < len(self.prompts) and self.done[self.current]:
             print(flush=True)

@@ -12,14 +12,19 @@ DEMO_PROMPTS = ("Once upon a time", "One day, a little girl named Lily", "Tom an
 
 def run_demo(out: str = "demo", *, minutes: float = 4.0, stories: int = 20000, model: str = "1m",
              vocab_size: int = 2048, samples: int = 3, seed: int = 0, lr: float = 3e-3, batch_size: int = 16,
-             dtype: str = "auto", progress: bool = True, echo=print) -> dict:
+             dtype: str = "auto", progress: bool = True, echo=print, stream=None) -> dict:
     """Writes `stories` built-in stories, trains a tokenizer and prepares shards, trains `model`
-    for `minutes`, evaluates it, and returns (and prints) a few generated stories."""
+    for `minutes`, evaluates it, and returns (and prints) a few generated stories. `echo` prints
+    a line; `stream` prints text without a newline as the stories are written (default: stdout)."""
     from tinygpt import stories as story_gen
     from tinygpt.checkpoint import load_run
-    from tinygpt.generate import generate_text
+    from tinygpt.generate import generate
     from tinygpt.prepare import prepare
     from tinygpt.train import train
+
+    if stream is None:
+        def stream(text):
+            print(text, end="", flush=True)
 
     if minutes <= 0 or stories < 10 or samples < 0:
         raise ValueError("minutes must be > 0, stories >= 10 and samples >= 0")
@@ -53,14 +58,18 @@ def run_demo(out: str = "demo", *, minutes: float = 4.0, stories: int = 20000, m
          f"{val['bpb']:.3f} bits per byte, after {summary['tokens_seen']:,} tokens "
          f"({summary['train_tokens_per_s']:,.0f} tokens/s)")
 
-    echo(f"[5/5] {samples} stories from the trained model:")
+    echo(f"[5/5] {samples} stories from the trained model (KV-cache decoding, top-p sampling, streamed):")
     model_, tokenizer = load_run(run, "best")
     texts = []
     for i in range(samples):
         prompt = DEMO_PROMPTS[i % len(DEMO_PROMPTS)]
-        text = generate_text(model_, tokenizer, prompt, max_new_tokens=300, temperature=0.7, top_k=40, seed=seed + i)
+        echo(f"\n--- story {i + 1} (prompt: {prompt!r}) ---")
+        stream(prompt)
+        t, made = time.perf_counter(), []
+        text = generate(model_, tokenizer, prompt, max_new_tokens=300, temperature=0.7, top_p=0.9, seed=seed + i,
+                        on_text=lambda _, chunk: stream(chunk), on_finish=lambda _, g: made.append(len(g.ids)))
+        stream(f"\n      [{made[0]} tokens, {made[0] / (time.perf_counter() - t):,.0f} tokens/s]\n")
         texts.append(text)
-        echo(f"\n--- story {i + 1} (prompt: {prompt!r}) ---\n{text}")
     dt = time.perf_counter() - t0
     echo(f"\ndone in {dt / 60:.1f} minutes. The run is in {run} (loss plot: {run / 'loss.png'}).")
     sys.stdout.flush()

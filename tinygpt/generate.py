@@ -114,8 +114,8 @@ def generate_ids(
 ) -> list[Generation]:
     """Continues each prompt (a list of token ids, not empty). Sequence i samples with seed
     `seed + i`. `on_tokens(i, ids)` is called with each new token of sequence i as it is made
-    (the end-of-text that stops it is not passed), `on_finish(i, generation)` when it ends. Batches of up to `batch_size` sequences run
-    together; `dtype` ('auto', 'fp32' or 'bf16', see `tinygpt.decode.resolve_dtype`) is the
+    (the end-of-text that stops it is not passed), `on_finish(i, generation)` when it ends.
+    Batches of up to `batch_size` sequences run together; `dtype` ('auto', 'fp32' or 'bf16', see `tinygpt.decode.resolve_dtype`) is the
     precision of the decode."""
     settings = settings or SamplingSettings()
     settings.validate()
@@ -237,11 +237,13 @@ def generate(
     batch_size: int = 64,
     dtype="auto",
     on_text: Callable[[int, str], None] | None = None,
+    on_finish: Callable[[int, Generation], None] | None = None,
     **settings,
 ) -> str | list[str]:
     """Continues a prompt (or each of a list of prompts, `num_samples` times each) and returns the
     prompt followed by the generated text (a list for a list of prompts or several samples).
-    `on_text(i, text)` streams the text of sequence i as it is made, never half a character.
+    `on_text(i, text)` streams the text of sequence i as it is made, never half a character;
+    `on_finish(i, generation)` gets its token ids and why it stopped once it ends.
     Keyword settings: see `SamplingSettings` (max_new_tokens, temperature, top_k, top_p, min_p,
     repetition_penalty, frequency_penalty, presence_penalty). `seed` None draws one at random."""
     single = isinstance(prompts, str)
@@ -264,14 +266,16 @@ def generate(
         if chunk and on_text is not None:
             on_text(i, chunk)
 
-    gens = generate_ids(model, [encode_prompt(tokenizer, t) for t in texts], s, eot=tokenizer.eot_token, seed=seed,
-                        batch_size=batch_size, dtype=dtype, on_tokens=emit)
-    out = []
-    for i, (text, g) in enumerate(zip(texts, gens)):
+    def finish(i: int, g: Generation) -> None:
         tail = decoders[i].flush()
         if tail and on_text is not None:
             on_text(i, tail)
-        out.append(text + tokenizer.decode(g.ids))
+        if on_finish is not None:
+            on_finish(i, g)
+
+    gens = generate_ids(model, [encode_prompt(tokenizer, t) for t in texts], s, eot=tokenizer.eot_token, seed=seed,
+                        batch_size=batch_size, dtype=dtype, on_tokens=emit, on_finish=finish)
+    out = [text + tokenizer.decode(g.ids) for text, g in zip(texts, gens)]
     return out[0] if single and num_samples == 1 else out
 
 
