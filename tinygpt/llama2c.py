@@ -135,7 +135,7 @@ def piece(token: bytes, special: bool = False) -> bytes:
 
 def _merge_ranks(tokenizer: Tokenizer) -> dict[int, int]:
     """Token id -> rank of the first merge that makes it."""
-    merges = tokenizer._merges if tokenizer._merges is not None else tokenizer._core.derive_merges()
+    merges = tokenizer.merges()
     ids = {}
     for i in range(tokenizer.vocab_size):
         try:

@@ -593,14 +593,17 @@ class Tokenizer:
                     raise ValueError(f"{path}:{n}: not a '<base64> <rank>' line") from None
         return ranks
 
+    def merges(self) -> list[tuple[int, int]]:
+        """The merge rules as pairs of token ids, in priority order (the first merges first)."""
+        return list(self._merges) if self._merges is not None else [tuple(m) for m in self._core.derive_merges()]
+
     def to_huggingface(self, path: PathLike) -> None:
         """Writes a `tokenizer.json` that Hugging Face `tokenizers` loads and that encodes
         identically (`path` may be a directory or the file name)."""
         path = os.fspath(path)
         if os.path.isdir(path):
             path = os.path.join(path, "tokenizer.json")
-        merges = self._merges if self._merges is not None else self._core.derive_merges()
-        huggingface.write(path, self._tokens, self._specials, merges, self._pattern, self._ignore_merges)
+        huggingface.write(path, self._tokens, self._specials, self.merges(), self._pattern, self._ignore_merges)
 
     @classmethod
     def from_huggingface(cls, path: PathLike) -> "Tokenizer":
