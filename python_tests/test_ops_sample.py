@@ -135,6 +135,8 @@ def edge_rows():
     masked = torch.full((V,), float("-inf"))
     masked[torch.randperm(V, generator=g)[:300]] = torch.randn(300, generator=g)
     steps = torch.arange(V, dtype=torch.float32) % 7  # 7 tie groups over the whole row
+    # the vectors top_p subsamples (every 8th of 16 logits) all low: the predicted bracket misses
+    misled = torch.where(torch.arange(V) % 128 < 16, torch.tensor(-5.0), x)
     one_block = torch.full((V,), float("-inf"))
     one_block[1000:1064] = torch.randn(64, generator=g)
     cases = [
@@ -145,6 +147,7 @@ def edge_rows():
         ("top_p flat", x, dict(top_p=0.9)),
         ("top_p peaked", x, dict(temperature=0.3, top_p=0.9)),
         ("top_p tiny", x, dict(top_p=1e-6)),
+        ("top_p, subsample misled", misled, dict(top_p=0.9)),
         ("top_p 0.999999", x, dict(top_p=0.999999)),
         ("top_k then top_p", x, dict(top_k=40, top_p=0.5)),
         ("top_k 5000 then top_p", x, dict(top_k=5000, top_p=0.7)),

@@ -50,6 +50,7 @@ typedef float f32x4 __attribute__((vector_size(16)));
 TG_INLINE uint32_t fbits(float v) { return __builtin_bit_cast(uint32_t, v); }
 TG_INLINE float bitsf(uint32_t b) { return __builtin_bit_cast(float, b); }
 TG_INLINE float fmax1(float a, float b) { return a < b ? b : a; }
+TG_INLINE float fmin1(float a, float b) { return a < b ? a : b; }
 
 // Horizontal sum and maximum as trees of native-width operations.
 TG_INLINE f32x4 quarter_sum(f32x16 v) {
@@ -200,11 +201,32 @@ int64_t first_equal(const T* x, int64_t V, float m) {
 
 // ---- pass 2: tempered exps -----------------------------------------------------------------------
 
+// simd.h's vexp for x <= 0 (or NaN-free -inf), bit for bit, without the overflow clamp and test
+// that can never apply here: exactly 0 below -87.3 (so exp(-inf) = 0).
+TG_INLINE f32x16 vexp_nonpos(f32x16 x) {
+  const f32x16 lo = splat(-87.3f);
+  const f32x16 orig = x;
+  x = vmax(x, lo);
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  f32x16 n = (x * 1.44269504088896341f + magic) - magic;
+  f32x16 r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  f32x16 p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const i32x16 e = (__builtin_convertvector(n, i32x16) + 127) << 23;
+  const f32x16 y = p * __builtin_bit_cast(f32x16, e);
+  return select_lt(orig, lo, splat(0.f), y);
+}
+
 // e = exp((x - m) * s); kind 1: s = inf (only the maxima count: e = x == m), kind 2: s = 0 (every
 // finite logit alike: e = x > -inf). The maximum gets exactly 1 in every kind.
 template <int Kind>
 TG_INLINE f32x16 tempered(f32x16 v, f32x16 mv, f32x16 sv) {
-  if constexpr (Kind == 0) return vexp((v - mv) * sv);
+  if constexpr (Kind == 0) return vexp_nonpos((v - mv) * sv);
   else if constexpr (Kind == 1) return select_lt(v, mv, splat(0.f), splat(1.f));
   else return select_lt(splat(-kInf), v, splat(1.f), splat(0.f));
 }
@@ -552,6 +574,128 @@ float float_at_least(double x) {
   return f;
 }
 
+// ---- top_p over the whole row ----------------------------------------------------------------------
+
+constexpr int64_t kHead = 64;       // the head: about the 64 largest e
+constexpr int64_t kSubStride = 8;   // the tail's subsample: every 8th vector
+
+// The exact masses of the e >= hi and of the e in [lo, hi) (per-block float sums, added in
+// double), and the values in [lo, hi) appended to out (room for vp + 16); returns how many.
+int64_t bracket_pass(const float* e, int64_t nblk, float lo, float hi, double* mass_hi, double* mass_in,
+                     float* out) {
+  const f32x16 lov = splat(lo), hiv = splat(hi), zero = {};
+  double z_hi = 0.0, z_in = 0.0;
+  int64_t n = 0;
+  for (int64_t j = 0; j < nblk; ++j) {
+    const float* p = e + j * kBlk;
+    f32x16 acc_hi = zero, acc_in = zero;
+    for (int q = 0; q < 4; ++q) {
+      const f32x16 v = load(p + q * kLanes);
+      const f32x16 below_hi = select_lt(v, hiv, v, zero);
+      acc_hi += v - below_hi;
+      acc_in += select_lt(below_hi, lov, zero, below_hi);
+      const uint32_t k = ge_mask(v, lov) & ~ge_mask(v, hiv) & 0xFFFFu;
+      if (kCompress || k) n = append_lanes(out, n, p + q * kLanes, v, k);
+    }
+    z_hi += hsum16(acc_hi);
+    z_in += hsum16(acc_in);
+  }
+  *mass_hi = z_hi;
+  *mass_in = z_in;
+  return n;
+}
+
+// Predicts from a subsample of the e < h (every 8th vector of 16) a bracket [lo, hi) that
+// holds the top_p threshold, i.e. where the mass counted from the top reaches the target, given
+// that the e >= h hold m_head of the row's z. The subsample's bucket masses (1/8 octave) estimate
+// the fraction of the tail's mass above each bucket edge; the bracket spans that estimate +- 4
+// standard errors (from the subsample's second moment) + 0.001. Returns false when the subsample
+// is too thin.
+bool predict_bracket(const float* e, int64_t vp, float h, double m_head, double target, double z, float* tmp,
+                     double* mass, float* lo, float* hi) {
+  const f32x16 hv = splat(h);
+  int64_t ns = 0;
+  for (int64_t i = 0; i < vp; i += kSubStride * kLanes) {
+    const f32x16 v = load(e + i);
+    ns = append_lanes(tmp, ns, e + i, v, ~ge_mask(v, hv) & 0xFFFFu);
+  }
+  if (ns < 256) return false;
+  for (int b = 0; b < kBuckets; ++b) mass[b] = 0.0;
+  mass_hist_lo(tmp, ns, 0.f, 2 * kDigitBits, mass);
+  auto upper = [](int b) { return static_cast<double>(bitsf(static_cast<uint32_t>(b + 1) << (2 * kDigitBits))); };
+  double s1 = 0.0, s2 = 0.0;  // the subsample's mass and (bounded above) second moment
+  const int top = static_cast<int>(fbits(fmin1(h, 1.f)) >> (2 * kDigitBits));  // no value above
+  for (int b = 0; b <= top; ++b) {
+    s1 += mass[b];
+    s2 += mass[b] * upper(b);
+  }
+  if (!(s1 > 0.0)) return false;
+  const double need = (target - m_head) / (z - m_head);  // the fraction of the tail's mass needed
+  double cum = 0.0, c2 = 0.0;
+  for (int b = top; b > 0 && cum + mass[b] < need * s1; --b) {
+    cum += mass[b];
+    c2 += mass[b] * upper(b);
+  }
+  // Var of the estimated fraction above a threshold, by the delta method: with a the indicator
+  // of being above, sum y^2 (a - need)^2 / s1^2.
+  const double var = ((1 - need) * (1 - need) * c2 + need * need * (s2 - c2)) / (s1 * s1);
+  const double delta = 4.0 * __builtin_sqrt(var) + 1e-3;
+  *hi = h;
+  *lo = 0.f;
+  if (need - delta > 0.0) {
+    cum = 0.0;
+    int b = top;
+    for (; b > 0 && cum + mass[b] < (need - delta) * s1; --b) cum += mass[b];
+    *hi = fmin1(h, static_cast<float>(upper(b)));
+  }
+  if (need + delta < 1.0) {
+    cum = 0.0;
+    int b = top;
+    for (; b > 0 && cum + mass[b] < (need + delta) * s1; --b) cum += mass[b];
+    *lo = bitsf(static_cast<uint32_t>(b) << (2 * kDigitBits));
+  }
+  return *lo < *hi;
+}
+
+// The top_p threshold over the whole row (nothing gathered, no lower bound): the largest tau
+// with mass{e >= tau} >= target, z the row's mass, bmax its block maxima (nblk >= 2 kHead).
+// 1. The head, every e >= a lower bound of the kHead-th largest block maximum (a few dozen
+//    tokens), is gathered; if it holds the target (a peaked row), the threshold is among them and
+//    they stay in cv/ci as the candidates (*nc their count).
+// 2. Else (a flat row) a subsample predicts a bracket around the threshold; one vector pass gets
+//    the exact mass above the bracket and the values in it, and if the target indeed falls in the
+//    bracket, the radix select runs on those values only.
+// 3. Else the radix select runs over the whole row.
+float top_p_row(const float* e, int64_t V, int64_t vp, int64_t nblk, const float* bmax, double target, double z,
+                float* cv, int32_t* ci, float* tmp, Hist hist, int64_t* nc) {
+  *nc = -1;
+  float h = kth_bound(bmax, nblk, kHead, hist.count);
+  double m_head = 0.0;
+  if (h > 0.f) {
+    const int64_t nh = gather_ge<false>(e, vp, h, cv, ci);
+    m_head = cand_mass(cv, nh, 0.f);
+    if (m_head >= target) {
+      *nc = nh;
+      for (int64_t r = 0; r < nh; ++r) tmp[r] = cv[r];
+      if (nh <= kSortMax) {
+        sort_desc(tmp, 0, nh - 1);
+        return mass_threshold_sorted(tmp, nh, target);
+      }
+      return radix_select(tmp, nh, 0.f, 0, target, tmp, hist);
+    }
+  } else {
+    h = 2.f;  // no useful head: all of the row is tail
+  }
+  float lo, hi;
+  if (predict_bracket(e, vp, h, m_head, target, z, tmp, hist.mass, &lo, &hi)) {
+    double mass_hi, m_br;
+    const int64_t nb = bracket_pass(e, nblk, lo, hi, &mass_hi, &m_br, tmp);
+    if (mass_hi < target && target <= mass_hi + m_br && nb > 0)
+      return radix_select(tmp, nb, 0.f, 0, target - mass_hi, tmp, hist);
+  }
+  return radix_select(e, V, 0.f, 0, target, tmp, hist);
+}
+
 // ---- one row ----------------------------------------------------------------------------------------
 
 template <class T>
@@ -586,8 +730,11 @@ int64_t sample_row(const T* x, int64_t V, const SampleRow& p, void* scratch, dou
   const bool use_k = p.top_k > 0 && p.top_k < V;
   const bool use_p = p.top_p < 1.0;
   const bool use_min = p.min_p > 0.0;
-  // The block-maximum bound for top_k needs k blocks, and is tight while k is well below them.
-  const bool track = use_k && 2 * p.top_k <= nblk;
+  // The block-maximum bound for top_k needs k blocks, and is tight while k is well below them;
+  // top_p on a long row uses it for its head.
+  const bool bound_k = use_k && 2 * p.top_k <= nblk;
+  const bool head_p = use_p && nblk >= 2 * kHead;
+  const bool track = (bound_k || head_p) && s != kInf && s != 0.f;
   double z;
   if (s == kInf) z = exp_pass<1, false>(x, V, m, s, e, blk, bmax);
   else if (s == 0.f) z = exp_pass<2, false>(x, V, m, s, e, blk, bmax);
@@ -601,7 +748,7 @@ int64_t sample_row(const T* x, int64_t V, const SampleRow& p, void* scratch, dou
   if (use_k) {
     const int64_t k = p.top_k;
     float t0 = 0.f;
-    if (track && s != kInf && s != 0.f) t0 = kth_bound(bmax, nblk, k, hist.count);
+    if (bound_k && track) t0 = kth_bound(bmax, nblk, k, hist.count);
     if (t0 > 0.f) {
       nc = gather_ge<false>(e, vp, t0, cv, ci);
       for (int64_t r = 0; r < nc; ++r) tmp[r] = cv[r];
@@ -638,6 +785,8 @@ int64_t sample_row(const T* x, int64_t V, const SampleRow& p, void* scratch, dou
       } else {
         t = fmax1(t, radix_select(tmp, n, 0.f, 0, target, tmp, hist));
       }
+    } else if (t == 0.f && head_p && track) {
+      t = top_p_row(e, V, vp, nblk, bmax, target, z_t, cv, ci, tmp, hist, &nc);
     } else {
       t = fmax1(t, radix_select(e, V, t, 0, target, tmp, hist));
     }
