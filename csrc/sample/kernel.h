@@ -5,7 +5,7 @@
 //   1. max m over the row, checking for NaN / +inf (vector pass);
 //      temperature 0: the first index holding m (vector pass), done;
 //   2. e_i = exp((x_i - m) * s), s = fp32(1 / T), into a scratch row, with per-block (64) sums and,
-//      when top_k needs them, per-block maxima (vector pass). e_max is exactly 1;
+//      when top_k or top_p need them, per-block maxima (vector pass). e_max is exactly 1;
 //   3. thresholds on e, no sort of the vocabulary:
 //      - top_k: the k-th largest block maximum t0 is a lower bound of the k-th largest e (the k
 //        largest blocks hold k distinct values >= t0), so only the few e >= t0 are gathered, in
@@ -16,12 +16,18 @@
 //      - min_p: the threshold min_p (e_max = 1), rounded up to a float; the tokens above it are
 //        gathered when nothing is yet;
 //      - top_p: among the tokens kept so far, the largest tau with mass{e >= tau} >= p * mass:
-//        sorting the gathered candidates when they are few, else the same radix select with
-//        per-bucket masses (double) over the whole row;
+//        sorting the gathered candidates when they are few; on a whole long row, from its head
+//        (peaked rows) or from a bracket predicted by a subsample and checked exactly (flat rows),
+//        else the same radix select with per-bucket masses (double) over the whole row;
 //   4. inverse CDF in index order over the kept tokens (e >= the final threshold): over the
 //      gathered candidates, or over the per-block sums (masked again for a threshold) and then
 //      the one block that holds u * Z.
 // Sums are in double. Nothing here allocates; the caller passes the scratch.
+//
+// The vector code works on the machine's native width (fn: 16 lanes with AVX-512, 8 with AVX2, 4
+// on the baseline) rather than simd.h's 16-lane vectors: GCC takes those apart through the stack
+// for comparisons and selects in the AVX2 and baseline builds, which made these passes 2-5x
+// slower there. The AVX-512 build is the same code either way.
 #pragma once
 
 #include <cstddef>
@@ -39,100 +45,157 @@ namespace TINYGPT_ISA {
 namespace {
 
 constexpr float kInf = __builtin_inff();
-constexpr int64_t kBlk = kSampleBlock;  // elements per block: 4 vectors
+constexpr int64_t kBlk = kSampleBlock;  // elements per block
 constexpr int kDigitBits = 10;
 constexpr int kBuckets = 1 << kDigitBits;
 constexpr int64_t kSortMax = 96;        // values up to this many are sorted (mass mode)
 constexpr int64_t kSelectMax = 1024;    // values up to this many are quickselected (count mode)
 
-typedef float f32x4 __attribute__((vector_size(16)));
-
 TG_INLINE uint32_t fbits(float v) { return __builtin_bit_cast(uint32_t, v); }
 TG_INLINE float bitsf(uint32_t b) { return __builtin_bit_cast(float, b); }
 TG_INLINE float fmax1(float a, float b) { return a < b ? b : a; }
 TG_INLINE float fmin1(float a, float b) { return a < b ? a : b; }
+TG_INLINE float ld1(const float* p) { return *p; }
+TG_INLINE float ld1(const uint16_t* p) { return bitsf(static_cast<uint32_t>(*p) << 16); }
 
-// Horizontal sum and maximum as trees of native-width operations.
-TG_INLINE f32x4 quarter_sum(f32x16 v) {
-  const f32x4 q0 = __builtin_shufflevector(v, v, 0, 1, 2, 3), q1 = __builtin_shufflevector(v, v, 4, 5, 6, 7);
-  const f32x4 q2 = __builtin_shufflevector(v, v, 8, 9, 10, 11), q3 = __builtin_shufflevector(v, v, 12, 13, 14, 15);
-  return (q0 + q1) + (q2 + q3);
+// ---- native-width vectors ---------------------------------------------------------------------------
+
+#if defined(__AVX512F__)
+constexpr int kN = 16;
+#elif defined(__AVX__)
+constexpr int kN = 8;
+#else
+constexpr int kN = 4;
+#endif
+constexpr int kPerBlk = static_cast<int>(kBlk) / kN;  // vectors per block
+typedef float fn __attribute__((vector_size(4 * kN)));
+typedef int32_t in __attribute__((vector_size(4 * kN)));
+typedef uint32_t un __attribute__((vector_size(4 * kN)));
+typedef uint16_t hn __attribute__((vector_size(2 * kN)));
+typedef double dn __attribute__((vector_size(8 * kN)));
+typedef float f32x4 __attribute__((vector_size(16)));
+
+TG_INLINE fn splatn(float x) { return fn{} + x; }
+TG_INLINE fn ldn(const float* p) {
+  fn v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
 }
-TG_INLINE float hsum16(f32x16 v) {
-  const f32x4 s = quarter_sum(v);
+TG_INLINE fn ldn(const uint16_t* p) {  // bf16: the high half of a float
+  hn h;
+  __builtin_memcpy(&h, p, sizeof h);
+  return __builtin_bit_cast(fn, __builtin_convertvector(h, un) << 16);
+}
+TG_INLINE void stn(float* p, fn v) { __builtin_memcpy(p, &v, sizeof v); }
+TG_INLINE fn seln(fn a, fn b, fn x, fn y) { return a < b ? x : y; }  // lane-wise a < b ? x : y
+TG_INLINE fn maxn(fn a, fn b) { return a < b ? b : a; }
+
+// Elements [i, i + kN) of a row of V, -inf past its end.
+template <class T>
+TG_INLINE fn ldn_row(const T* x, int64_t i, int64_t V) {
+  if (i + kN <= V) return ldn(x + i);
+  fn v = splatn(-kInf);
+  for (int l = 0; l < kN && i + l < V; ++l) v[l] = ld1(x + i + l);
+  return v;
+}
+
+// Horizontal sum and maximum, as trees (templates, so that only the native width's branch is
+// compiled).
+template <class V>
+TG_INLINE f32x4 quarter_sum(V v) {
+  if constexpr (sizeof(V) == 64) {
+    const f32x4 q0 = __builtin_shufflevector(v, v, 0, 1, 2, 3), q1 = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    const f32x4 q2 = __builtin_shufflevector(v, v, 8, 9, 10, 11), q3 = __builtin_shufflevector(v, v, 12, 13, 14, 15);
+    return (q0 + q1) + (q2 + q3);
+  } else if constexpr (sizeof(V) == 32) {
+    return __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+  } else {
+    return v;
+  }
+}
+TG_INLINE float hsumn(fn v) {
+  const f32x4 s = quarter_sum<fn>(v);
   return (s[0] + s[2]) + (s[1] + s[3]);
 }
 TG_INLINE f32x4 max4(f32x4 a, f32x4 b) { return a < b ? b : a; }
-TG_INLINE float hmax16(f32x16 v) {
-  const f32x4 q0 = __builtin_shufflevector(v, v, 0, 1, 2, 3), q1 = __builtin_shufflevector(v, v, 4, 5, 6, 7);
-  const f32x4 q2 = __builtin_shufflevector(v, v, 8, 9, 10, 11), q3 = __builtin_shufflevector(v, v, 12, 13, 14, 15);
-  const f32x4 m = max4(max4(q0, q1), max4(q2, q3));
+template <class V>
+TG_INLINE float hmax_tree(V v) {
+  f32x4 m;
+  if constexpr (sizeof(V) == 64) {
+    const f32x4 q0 = __builtin_shufflevector(v, v, 0, 1, 2, 3), q1 = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    const f32x4 q2 = __builtin_shufflevector(v, v, 8, 9, 10, 11), q3 = __builtin_shufflevector(v, v, 12, 13, 14, 15);
+    m = max4(max4(q0, q1), max4(q2, q3));
+  } else if constexpr (sizeof(V) == 32) {
+    m = max4(__builtin_shufflevector(v, v, 0, 1, 2, 3), __builtin_shufflevector(v, v, 4, 5, 6, 7));
+  } else {
+    m = v;
+  }
   return fmax1(fmax1(m[0], m[2]), fmax1(m[1], m[3]));
 }
+TG_INLINE float hmaxn(fn v) { return hmax_tree<fn>(v); }
 
 // Bit l set where a[l] >= t[l] (no NaN here).
-TG_INLINE uint32_t ge_mask(f32x16 a, f32x16 t) {
+TG_INLINE uint32_t ge_mask(fn a, fn t) {
 #if defined(__AVX512F__)
   return static_cast<uint32_t>(_mm512_cmp_ps_mask((__m512)a, (__m512)t, _CMP_GE_OQ));
 #elif defined(__AVX__)
-  typedef float f32x8 __attribute__((vector_size(32)));
-  const f32x8 a0 = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7);
-  const f32x8 a1 = __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-  const f32x8 t0 = __builtin_shufflevector(t, t, 0, 1, 2, 3, 4, 5, 6, 7);
-  const f32x8 t1 = __builtin_shufflevector(t, t, 8, 9, 10, 11, 12, 13, 14, 15);
-  const uint32_t lo = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps((__m256)a0, (__m256)t0, _CMP_GE_OQ)));
-  const uint32_t hi = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps((__m256)a1, (__m256)t1, _CMP_GE_OQ)));
-  return lo | (hi << 8);
+  return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps((__m256)a, (__m256)t, _CMP_GE_OQ)));
 #elif defined(__SSE2__)
+  return static_cast<uint32_t>(_mm_movemask_ps(_mm_cmpge_ps((__m128)a, (__m128)t)));
+#else
   uint32_t m = 0;
-  for (int q = 0; q < 4; ++q) {
-    f32x4 aq, tq;
-    __builtin_memcpy(&aq, reinterpret_cast<const char*>(&a) + 16 * q, 16);
-    __builtin_memcpy(&tq, reinterpret_cast<const char*>(&t) + 16 * q, 16);
-    m |= static_cast<uint32_t>(_mm_movemask_ps(_mm_cmpge_ps((__m128)aq, (__m128)tq))) << (4 * q);
+  for (int l = 0; l < kN; ++l) m |= static_cast<uint32_t>(a[l] >= t[l]) << l;
+  return m;
+#endif
+}
+
+// Appending the lanes of a vector picked by a bit mask to an array, in order, without a branch
+// per lane: AVX-512 compresses, AVX2 permutes by a 256-entry table, the baseline stores every
+// lane and advances by its bit. Callers skip vectors with an empty mask only where those are the
+// rule (a mispredicted test costs more than the append).
+#if defined(__AVX2__) && !defined(__AVX512F__)
+struct PackTable {
+  int32_t idx[256][8];  // the set lanes of each 8-bit mask, first
+  uint8_t count[256];
+};
+constexpr PackTable make_pack_table() {
+  PackTable t{};
+  for (int m = 0; m < 256; ++m) {
+    int n = 0;
+    for (int l = 0; l < 8; ++l)
+      if ((m >> l) & 1) t.idx[m][n++] = l;
+    t.count[m] = static_cast<uint8_t>(n);
   }
-  return m;
-#else
-  uint32_t m = 0;
-  for (int l = 0; l < kLanes; ++l) m |= static_cast<uint32_t>(a[l] >= t[l]) << l;
-  return m;
-#endif
+  return t;
 }
-
-// Lanes [0, n) of v, the others `fill`.
-TG_INLINE f32x16 first_lanes(f32x16 v, int n, float fill) {
-  const i32x16 idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  return idx < n ? v : splat(fill);
-}
-
-// With AVX-512 appending is branch-free (a compress and a whole-vector store), cheaper than a
-// mispredicted test for an empty mask.
-#if defined(__AVX512F__)
-constexpr bool kCompress = true;
-#else
-constexpr bool kCompress = false;
+alignas(64) constexpr PackTable kPack = make_pack_table();
 #endif
 
-// Appends the lanes of v = load(src) whose bit is set in k to out[n...], in order, and returns
-// the new count. The AVX-512 build stores a whole vector: out needs 16 floats of room past it.
-// out may be src's array if n <= the index of src (the vector is read before the store).
-TG_INLINE int64_t append_lanes(float* out, int64_t n, const float* src, f32x16 v, uint32_t k) {
+// Appends the lanes of v = ldn(src) whose bit is set in k to out[n...], in order, and returns the
+// new count. Whole vectors are stored: out needs kN floats of room past its end. out may be src's
+// array if n <= the index of src (the vector is read before the store).
+TG_INLINE int64_t append_lanes(float* out, int64_t n, const float* src, fn v, uint32_t k) {
 #if defined(__AVX512F__)
   (void)src;
   _mm512_storeu_ps(out + n, _mm512_maskz_compress_ps(static_cast<__mmask16>(k), (__m512)v));
   return n + __builtin_popcount(k);
+#elif defined(__AVX2__)
+  (void)src;
+  const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPack.idx[k]));
+  _mm256_storeu_ps(out + n, _mm256_permutevar8x32_ps((__m256)v, idx));
+  return n + kPack.count[k];
 #else
   (void)v;
-  while (k) {
-    out[n++] = src[__builtin_ctz(k)];
-    k &= k - 1;
+  for (int l = 0; l < kN; ++l) {
+    out[n] = src[l];
+    n += (k >> l) & 1u;
   }
   return n;
 #endif
 }
 
 // The same with the lanes' indices base + l.
-TG_INLINE int64_t append_lanes_idx(float* out, int32_t* idx, int64_t n, const float* src, f32x16 v, uint32_t k,
+TG_INLINE int64_t append_lanes_idx(float* out, int32_t* idx, int64_t n, const float* src, fn v, uint32_t k,
                                    int32_t base) {
 #if defined(__AVX512F__)
   (void)src;
@@ -141,139 +204,163 @@ TG_INLINE int64_t append_lanes_idx(float* out, int32_t* idx, int64_t n, const fl
   _mm512_storeu_ps(out + n, _mm512_maskz_compress_ps(static_cast<__mmask16>(k), (__m512)v));
   _mm512_storeu_si512(idx + n, _mm512_maskz_compress_epi32(static_cast<__mmask16>(k), ids));
   return n + __builtin_popcount(k);
+#elif defined(__AVX2__)
+  (void)src;
+  const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kPack.idx[k]));
+  const __m256i ids = _mm256_add_epi32(_mm256_set1_epi32(base), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  _mm256_storeu_ps(out + n, _mm256_permutevar8x32_ps((__m256)v, perm));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + n), _mm256_permutevar8x32_epi32(ids, perm));
+  return n + kPack.count[k];
 #else
   (void)v;
-  while (k) {
-    const int l = __builtin_ctz(k);
+  for (int l = 0; l < kN; ++l) {
     out[n] = src[l];
-    idx[n++] = base + l;
-    k &= k - 1;
+    idx[n] = base + l;
+    n += (k >> l) & 1u;
   }
   return n;
 #endif
 }
 
-// Elements [i, i + 16) of a row of V, -inf past its end.
-template <class T>
-TG_INLINE f32x16 ld_row(const T* x, int64_t i, int64_t V) {
-  if (i + kLanes <= V) return ld(x + i);
-  if (i >= V) return splat(-kInf);
-  const int n = static_cast<int>(V - i);
-  return first_lanes(ld_n(x + i, n), n, -kInf);
-}
-
 // ---- pass 1: the maximum, and whether the row holds NaN or +inf ---------------------------------
 
+// The row's maximum; *bad when it holds NaN or +inf. +inf shows in the maximum; NaN in a sum of
+// the logits scaled by 2^-100 (so that no finite sum overflows), which is NaN exactly when the row
+// holds NaN, or +inf and -inf together.
 template <class T>
 float row_max(const T* x, int64_t V, bool* bad) {
-  const f32x16 inf = splat(kInf), zero = {}, one = splat(1.f);
-  f32x16 m0 = splat(-kInf), m1 = m0, m2 = m0, m3 = m0, nb = zero;
+  const fn tiny = splatn(0x1p-100f);
+  fn m0 = splatn(-kInf), m1 = m0, m2 = m0, m3 = m0, s0 = {}, s1 = {};
   int64_t i = 0;
-  for (; i + 4 * kLanes <= V; i += 4 * kLanes) {
-    const f32x16 a = ld(x + i), b = ld(x + i + kLanes), c = ld(x + i + 2 * kLanes), d = ld(x + i + 3 * kLanes);
-    m0 = vmax(m0, a);
-    m1 = vmax(m1, b);
-    m2 = vmax(m2, c);
-    m3 = vmax(m3, d);
-    // !(v < inf): NaN or +inf
-    nb += (select_lt(a, inf, zero, one) + select_lt(b, inf, zero, one)) +
-          (select_lt(c, inf, zero, one) + select_lt(d, inf, zero, one));
+  for (; i + 4 * kN <= V; i += 4 * kN) {
+    const fn a = ldn(x + i), b = ldn(x + i + kN), c = ldn(x + i + 2 * kN), d = ldn(x + i + 3 * kN);
+    m0 = maxn(m0, a);
+    m1 = maxn(m1, b);
+    m2 = maxn(m2, c);
+    m3 = maxn(m3, d);
+    s0 += a * tiny + b * tiny;
+    s1 += c * tiny + d * tiny;
   }
-  for (; i < V; i += kLanes) {
-    const f32x16 a = ld_row(x, i, V);
-    m0 = vmax(m0, a);
-    nb += select_lt(a, inf, zero, one);
+  float m = hmaxn(maxn(maxn(m0, m1), maxn(m2, m3)));
+  float sum = hsumn(s0 + s1);
+  for (; i < V; ++i) {
+    const float v = ld1(x + i);
+    m = fmax1(m, v);
+    sum += v * 0x1p-100f;
   }
-  *bad = hsum16(nb) != 0.f;
-  return hmax16(vmax(vmax(m0, m1), vmax(m2, m3)));
+  *bad = m == kInf || sum != sum;
+  return m;
 }
 
 // The first index holding m (which the row holds).
 template <class T>
 int64_t first_equal(const T* x, int64_t V, float m) {
-  const f32x16 mv = splat(m);
-  for (int64_t i = 0; i < V; i += kLanes) {
-    const uint32_t k = ge_mask(ld_row(x, i, V), mv);
+  const fn mv = splatn(m);
+  int64_t i = 0;
+  for (; i + kN <= V; i += kN) {
+    const uint32_t k = ge_mask(ldn(x + i), mv);
     if (k) return i + __builtin_ctz(k);
   }
+  for (; i < V; ++i)
+    if (ld1(x + i) >= m) return i;
   return 0;  // not reached
 }
 
 // ---- pass 2: tempered exps -----------------------------------------------------------------------
 
-// simd.h's vexp for x <= 0 (or NaN-free -inf), bit for bit, without the overflow clamp and test
-// that can never apply here: exactly 0 below -87.3 (so exp(-inf) = 0).
-TG_INLINE f32x16 vexp_nonpos(f32x16 x) {
-  const f32x16 lo = splat(-87.3f);
-  const f32x16 orig = x;
-  x = vmax(x, lo);
+// simd.h's vexp for x <= 0 (or -inf), bit for bit, without the overflow clamp and test that can
+// never apply here: exactly 0 below -87.3 (so exp(-inf) = 0). In place on U vectors at once,
+// statement by statement, so that their dependency chains interleave (U = 16 / kN: 16 lanes in
+// flight, as simd.h's 16-lane vectors have).
+constexpr int kU = 16 / kN;
+template <int U>
+TG_INLINE void vexp_nonpos(fn* x) {
+  const fn lo = splatn(-87.3f);
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  f32x16 n = (x * 1.44269504088896341f + magic) - magic;
-  f32x16 r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  f32x16 p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  const i32x16 e = (__builtin_convertvector(n, i32x16) + 127) << 23;
-  const f32x16 y = p * __builtin_bit_cast(f32x16, e);
-  return select_lt(orig, lo, splat(0.f), y);
+  fn orig[U], n[U], r[U], p[U];
+  for (int u = 0; u < U; ++u) {
+    orig[u] = x[u];
+    x[u] = maxn(x[u], lo);
+  }
+  for (int u = 0; u < U; ++u) n[u] = (x[u] * 1.44269504088896341f + magic) - magic;
+  for (int u = 0; u < U; ++u) r[u] = x[u] - n[u] * 0.693359375f + n[u] * 2.12194440e-4f;
+  for (int u = 0; u < U; ++u) p[u] = splatn(1.9875691500e-4f) * r[u] + 1.3981999507e-3f;
+  for (int u = 0; u < U; ++u) p[u] = p[u] * r[u] + 8.3334519073e-3f;
+  for (int u = 0; u < U; ++u) p[u] = p[u] * r[u] + 4.1665795894e-2f;
+  for (int u = 0; u < U; ++u) p[u] = p[u] * r[u] + 1.6666665459e-1f;
+  for (int u = 0; u < U; ++u) p[u] = p[u] * r[u] + 5.0000001201e-1f;
+  for (int u = 0; u < U; ++u) p[u] = p[u] * (r[u] * r[u]) + r[u] + 1.0f;
+  for (int u = 0; u < U; ++u) {
+    const in e = (__builtin_convertvector(n[u], in) + 127) << 23;
+    x[u] = seln(orig[u], lo, splatn(0.f), p[u] * __builtin_bit_cast(fn, e));
+  }
 }
 
-// e = exp((x - m) * s); kind 1: s = inf (only the maxima count: e = x == m), kind 2: s = 0 (every
-// finite logit alike: e = x > -inf). The maximum gets exactly 1 in every kind.
-template <int Kind>
-TG_INLINE f32x16 tempered(f32x16 v, f32x16 mv, f32x16 sv) {
-  if constexpr (Kind == 0) return vexp_nonpos((v - mv) * sv);
-  else if constexpr (Kind == 1) return select_lt(v, mv, splat(0.f), splat(1.f));
-  else return select_lt(splat(-kInf), v, splat(1.f), splat(0.f));
+// e = exp((x - m) * s) for U vectors in place; kind 1: s = inf (only the maxima count: e = x == m),
+// kind 2: s = 0 (every finite logit alike: e = x > -inf). The maximum gets exactly 1 in every kind.
+template <int Kind, int U>
+TG_INLINE void tempered(fn* v, fn mv, fn sv) {
+  if constexpr (Kind == 0) {
+    for (int u = 0; u < U; ++u) v[u] = (v[u] - mv) * sv;
+    vexp_nonpos<U>(v);
+  } else {
+    for (int u = 0; u < U; ++u)
+      v[u] = Kind == 1 ? seln(v[u], mv, splatn(0.f), splatn(1.f)) : seln(splatn(-kInf), v[u], splatn(1.f), splatn(0.f));
+  }
+}
+
+// One block of e from x + i (Full: all of it inside the row, else -inf past V): stores it,
+// returns its sum and (with TrackMax) writes its maximum.
+template <int Kind, bool TrackMax, bool Full, class T>
+TG_INLINE double exp_block(const T* x, int64_t i, int64_t V, fn mv, fn sv, float* e, float* bmax) {
+  fn acc0 = {}, acc1 = {}, mx = {};
+#pragma GCC unroll 16
+  for (int q = 0; q < kPerBlk; q += kU) {
+    fn v[kU];
+    for (int u = 0; u < kU; ++u) v[u] = Full ? ldn(x + i + (q + u) * kN) : ldn_row(x, i + (q + u) * kN, V);
+    tempered<Kind, kU>(v, mv, sv);
+    for (int u = 0; u < kU; ++u) {
+      stn(e + i + (q + u) * kN, v[u]);
+      if ((q + u) & 1) acc1 += v[u];
+      else acc0 += v[u];
+      if constexpr (TrackMax) mx = maxn(mx, v[u]);
+    }
+  }
+  if constexpr (TrackMax) *bmax = hmaxn(mx);
+  return hsumn(acc0 + acc1);
 }
 
 // Writes e over whole blocks (0 past V), the sum of each block (blk) and, with TrackMax, its
 // maximum (bmax). Returns the total.
 template <int Kind, bool TrackMax, class T>
 double exp_pass(const T* x, int64_t V, float m, float s, float* e, double* blk, float* bmax) {
-  const f32x16 mv = splat(m), sv = splat(s);
+  const fn mv = splatn(m), sv = splatn(s);
   const int64_t full = V / kBlk, nblk = (V + kBlk - 1) / kBlk;
   double z = 0.0;
-  for (int64_t j = 0; j < nblk; ++j) {
-    const int64_t i = j * kBlk;
-    f32x16 a, b, c, d;
-    if (j < full) {
-      a = tempered<Kind>(ld(x + i), mv, sv);
-      b = tempered<Kind>(ld(x + i + kLanes), mv, sv);
-      c = tempered<Kind>(ld(x + i + 2 * kLanes), mv, sv);
-      d = tempered<Kind>(ld(x + i + 3 * kLanes), mv, sv);
-    } else {
-      a = tempered<Kind>(ld_row(x, i, V), mv, sv);
-      b = tempered<Kind>(ld_row(x, i + kLanes, V), mv, sv);
-      c = tempered<Kind>(ld_row(x, i + 2 * kLanes, V), mv, sv);
-      d = tempered<Kind>(ld_row(x, i + 3 * kLanes, V), mv, sv);
-    }
-    store(e + i, a);
-    store(e + i + kLanes, b);
-    store(e + i + 2 * kLanes, c);
-    store(e + i + 3 * kLanes, d);
-    const double bs = hsum16((a + b) + (c + d));
-    blk[j] = bs;
-    z += bs;
-    if constexpr (TrackMax) bmax[j] = hmax16(vmax(vmax(a, b), vmax(c, d)));
+  for (int64_t j = 0; j < full; ++j) {
+    blk[j] = exp_block<Kind, TrackMax, true>(x, j * kBlk, V, mv, sv, e, bmax + j);
+    z += blk[j];
+  }
+  if (full < nblk) {
+    blk[full] = exp_block<Kind, TrackMax, false>(x, full * kBlk, V, mv, sv, e, bmax + full);
+    z += blk[full];
   }
   return z;
 }
 
 // Per-block sums of the e >= t (t > 0), and their total.
 double masked_blocks(const float* e, int64_t nblk, float t, double* blk) {
-  const f32x16 tv = splat(t), zero = {};
+  const fn tv = splatn(t), zero = {};
   double z = 0.0;
   for (int64_t j = 0; j < nblk; ++j) {
     const float* p = e + j * kBlk;
-    const f32x16 a = load(p), b = load(p + kLanes), c = load(p + 2 * kLanes), d = load(p + 3 * kLanes);
-    const f32x16 s = (select_lt(a, tv, zero, a) + select_lt(b, tv, zero, b)) +
-                     (select_lt(c, tv, zero, c) + select_lt(d, tv, zero, d));
-    const double bs = hsum16(s);
+    fn acc0 = {}, acc1 = {};
+    for (int q = 0; q < kPerBlk; q += 2) {
+      const fn a = ldn(p + q * kN), b = ldn(p + (q + 1) * kN);
+      acc0 += seln(a, tv, zero, a);
+      acc1 += seln(b, tv, zero, b);
+    }
+    const double bs = hsumn(acc0 + acc1);
     blk[j] = bs;
     z += bs;
   }
@@ -284,12 +371,12 @@ double masked_blocks(const float* e, int64_t nblk, float t, double* blk) {
 // Dense: many vectors hold one (branch-free appends with AVX-512); else few do.
 template <bool Dense>
 int64_t gather_ge(const float* e, int64_t vp, float t, float* cv, int32_t* ci) {
-  const f32x16 tv = splat(t);
+  const fn tv = splatn(t);
   int64_t n = 0;
-  for (int64_t i = 0; i < vp; i += kLanes) {
-    const f32x16 v = load(e + i);
+  for (int64_t i = 0; i < vp; i += kN) {
+    const fn v = ldn(e + i);
     const uint32_t k = ge_mask(v, tv);
-    if ((Dense && kCompress) || k) n = append_lanes_idx(cv, ci, n, e + i, v, k, static_cast<int32_t>(i));
+    if (Dense || k) n = append_lanes_idx(cv, ci, n, e + i, v, k, static_cast<int32_t>(i));
   }
   return n;
 }
@@ -392,46 +479,44 @@ float mass_threshold_sorted(const float* a, int64_t n, double target) {
 // ---- radix select on the float bits --------------------------------------------------------------
 
 struct Hist {
-  double* mass;    // kBuckets
+  double* mass;     // kBuckets
   uint32_t* count;  // kBuckets
 };
 
-typedef double f64x16 __attribute__((vector_size(128)));
-
 // Level-0 histograms over values v[0..n) of their digit (bits >> shift), counting / weighing only
-// the v >= lo. The digits and weights of 16 values are made with vector code and staged in small
+// the v >= lo. The digits and weights of a vector are made with vector code and staged in small
 // arrays, so that the scalar updates are one load, add and store each.
 void count_hist_lo(const float* v, int64_t n, float lo, int shift, uint32_t* count) {
-  const f32x16 lov = splat(lo);
-  alignas(64) uint32_t dig[kLanes];
+  const fn lov = splatn(lo);
+  alignas(64) uint32_t dig[kN];
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const f32x16 x = load(v + i);
-    // values below lo go to bucket 0, and are taken off its count again
-    const u32x16 d = __builtin_bit_cast(u32x16, select_lt(x, lov, splat(0.f), x)) >> shift;
+  for (; i + kN <= n; i += kN) {
+    const fn x = ldn(v + i);
+    const un d = __builtin_bit_cast(un, x) >> shift;
     __builtin_memcpy(dig, &d, sizeof dig);
-    __asm__ volatile("" : : "r"(dig) : "memory");
-    const uint32_t below = ~ge_mask(x, lov) & 0xFFFFu;
-    for (int l = 0; l < kLanes; ++l) ++count[dig[l]];
-    count[0] -= __builtin_popcount(below);
+    const uint32_t below = ~ge_mask(x, lov) & ((1u << kN) - 1u);
+    __asm__ volatile("" : : "r"(dig) : "memory");  // keep the staging (no lane extracts)
+    for (int l = 0; l < kN; ++l) ++count[dig[l]];
+    // the values below lo are taken off again
+    for (uint32_t k = below; k; k &= k - 1) --count[dig[__builtin_ctz(k)]];
   }
   for (; i < n; ++i)
     if (v[i] >= lo) ++count[fbits(v[i]) >> shift];
 }
 
 void mass_hist_lo(const float* v, int64_t n, float lo, int shift, double* mass) {
-  const f32x16 lov = splat(lo);
-  alignas(64) uint32_t dig[kLanes];
-  alignas(64) double w[kLanes];
+  const fn lov = splatn(lo), zero = {};
+  alignas(64) uint32_t dig[kN];
+  alignas(64) double w[kN];
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const f32x16 x = load(v + i);
-    const u32x16 d = __builtin_bit_cast(u32x16, x) >> shift;
-    const f64x16 wd = __builtin_convertvector(select_lt(x, lov, splat(0.f), x), f64x16);
+  for (; i + kN <= n; i += kN) {
+    const fn x = ldn(v + i);
+    const un d = __builtin_bit_cast(un, x) >> shift;
+    const dn wd = __builtin_convertvector(seln(x, lov, zero, x), dn);
     __builtin_memcpy(dig, &d, sizeof dig);
     __builtin_memcpy(w, &wd, sizeof w);
     __asm__ volatile("" : : "r"(dig), "r"(w) : "memory");  // keep the staging (no lane extracts)
-    for (int l = 0; l < kLanes; ++l) mass[dig[l]] += w[l];
+    for (int l = 0; l < kN; ++l) mass[dig[l]] += w[l];
   }
   for (; i < n; ++i)
     if (v[i] >= lo) mass[fbits(v[i]) >> shift] += v[i];
@@ -487,12 +572,12 @@ float radix_select(const float* src, int64_t n, float lo, int64_t k, double targ
     if (first) {
       // Bucket d holds the floats in [bitsf(d << shift), bitsf((d + 1) << shift)).
       const float b_lo = fmax1(lo, bitsf(prefix)), b_hi = bitsf(prefix + (1u << shift));
-      const f32x16 lov = splat(b_lo), hiv = splat(b_hi);
+      const fn lov = splatn(b_lo), hiv = splatn(b_hi);
       int64_t i = 0;
-      for (; i + kLanes <= n; i += kLanes) {
-        const f32x16 v = load(cur + i);
+      for (; i + kN <= n; i += kN) {
+        const fn v = ldn(cur + i);
         const uint32_t q = ge_mask(v, lov) & ~ge_mask(v, hiv);
-        if (kCompress || q) m = append_lanes(buf, m, cur + i, v, q);
+        m = append_lanes(buf, m, cur + i, v, q);
       }
       for (; i < n; ++i) {
         const float v = cur[i];
@@ -583,41 +668,43 @@ constexpr int64_t kSubStride = 8;   // the tail's subsample: every 8th vector
 // double), and the values in [lo, hi) appended to out (room for vp + 16); returns how many.
 int64_t bracket_pass(const float* e, int64_t nblk, float lo, float hi, double* mass_hi, double* mass_in,
                      float* out) {
-  const f32x16 lov = splat(lo), hiv = splat(hi), zero = {};
+  const fn lov = splatn(lo), hiv = splatn(hi), zero = {};
   double z_hi = 0.0, z_in = 0.0;
   int64_t n = 0;
   for (int64_t j = 0; j < nblk; ++j) {
     const float* p = e + j * kBlk;
-    f32x16 acc_hi = zero, acc_in = zero;
-    for (int q = 0; q < 4; ++q) {
-      const f32x16 v = load(p + q * kLanes);
-      const f32x16 below_hi = select_lt(v, hiv, v, zero);
+    fn acc_hi = zero, acc_in = zero;
+    for (int q = 0; q < kPerBlk; ++q) {
+      const fn v = ldn(p + q * kN);
+      const fn below_hi = seln(v, hiv, v, zero);
       acc_hi += v - below_hi;
-      acc_in += select_lt(below_hi, lov, zero, below_hi);
-      const uint32_t k = ge_mask(v, lov) & ~ge_mask(v, hiv) & 0xFFFFu;
-      if (kCompress || k) n = append_lanes(out, n, p + q * kLanes, v, k);
+      acc_in += seln(below_hi, lov, zero, below_hi);
+      const uint32_t k = ge_mask(v, lov) & ~ge_mask(v, hiv);
+      n = append_lanes(out, n, p + q * kN, v, k);
     }
-    z_hi += hsum16(acc_hi);
-    z_in += hsum16(acc_in);
+    z_hi += hsumn(acc_hi);
+    z_in += hsumn(acc_in);
   }
   *mass_hi = z_hi;
   *mass_in = z_in;
   return n;
 }
 
-// Predicts from a subsample of the e < h (every 8th vector of 16) a bracket [lo, hi) that
-// holds the top_p threshold, i.e. where the mass counted from the top reaches the target, given
-// that the e >= h hold m_head of the row's z. The subsample's bucket masses (1/8 octave) estimate
-// the fraction of the tail's mass above each bucket edge; the bracket spans that estimate +- 4
+// Predicts from a subsample of the e < h (every 8th stretch of 16) a bracket [lo, hi) that holds
+// the top_p threshold, i.e. where the mass counted from the top reaches the target, given that
+// the e >= h hold m_head of the row's z. The subsample's bucket masses (1/8 octave) estimate the
+// fraction of the tail's mass above each bucket edge; the bracket spans that estimate +- 4
 // standard errors (from the subsample's second moment) + 0.001. Returns false when the subsample
 // is too thin.
 bool predict_bracket(const float* e, int64_t vp, float h, double m_head, double target, double z, float* tmp,
                      double* mass, float* lo, float* hi) {
-  const f32x16 hv = splat(h);
+  const fn hv = splatn(h);
   int64_t ns = 0;
-  for (int64_t i = 0; i < vp; i += kSubStride * kLanes) {
-    const f32x16 v = load(e + i);
-    ns = append_lanes(tmp, ns, e + i, v, ~ge_mask(v, hv) & 0xFFFFu);
+  for (int64_t i = 0; i < vp; i += kSubStride * 16) {
+    for (int q = 0; q < 16 / kN; ++q) {
+      const fn v = ldn(e + i + q * kN);
+      ns = append_lanes(tmp, ns, e + i + q * kN, v, ~ge_mask(v, hv) & ((1u << kN) - 1u));
+    }
   }
   if (ns < 256) return false;
   for (int b = 0; b < kBuckets; ++b) mass[b] = 0.0;
