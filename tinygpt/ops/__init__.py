@@ -8,4 +8,5 @@ from tinygpt.ops.cross_entropy import cross_entropy  # noqa: F401
 from tinygpt.ops.decode_attention import decode_attention  # noqa: F401
 from tinygpt.ops.rms_norm import rms_norm  # noqa: F401
 from tinygpt.ops.rope import rope  # noqa: F401
+from tinygpt.ops.sample import sample, sample_probs, sample_with_uniform  # noqa: F401
 from tinygpt.ops.swiglu import swiglu  # noqa: F401

@@ -78,3 +78,72 @@ def cross_entropy(logits, targets, *, ignore_index: int = -100):
     """Mean negative log-likelihood of `targets` (N,) under `logits` (N, V), in fp32; targets
     equal to `ignore_index` are left out of the mean."""
     return F.cross_entropy(logits.float(), targets, ignore_index=ignore_index)
+
+
+def _per_row(value, B: int, dtype, device) -> torch.Tensor:
+    """A sampling parameter as a (B, 1) tensor: a number repeated, or a per-row (B,) tensor."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device=device, dtype=dtype).reshape(-1, 1).expand(B, 1)
+    return torch.full((B, 1), value, dtype=dtype, device=device)
+
+
+def _filtered_probs(logits, temperature, top_k, top_p, min_p, dtype):
+    x = logits.to(dtype)
+    B, V = x.shape
+    T = _per_row(temperature, B, dtype, x.device)
+    K = _per_row(top_k, B, torch.int64, x.device)
+    P = _per_row(top_p, B, dtype, x.device)
+    M = _per_row(min_p, B, dtype, x.device)
+    m = x.amax(-1, keepdim=True)
+    greedy = T == 0
+    e = torch.exp((x - m) / torch.where(greedy, torch.ones_like(T), T))
+    e = torch.where(x == float("-inf"), torch.zeros_like(e), e)  # also for temperature inf
+    es = e.sort(-1, descending=True).values
+    zero = torch.zeros_like(T)
+    use_k = (K > 0) & (K < V)
+    tau_k = torch.where(use_k, es.gather(-1, (torch.where(use_k, K, 1) - 1)), zero)
+    cs = (es * (es >= tau_k)).cumsum(-1)
+    first = (cs < P * cs[:, -1:]).sum(-1, keepdim=True).clamp(max=V - 1)
+    tau_p = torch.where(P < 1, es.gather(-1, first), zero)
+    thr = torch.maximum(torch.maximum(tau_k, tau_p), M)
+    kept = e * (e >= thr)
+    probs = kept / kept.sum(-1, keepdim=True)
+    onehot = torch.zeros_like(probs).scatter_(-1, x.argmax(-1, keepdim=True), 1.0)
+    return torch.where(greedy, onehot, probs)
+
+
+def sample_probs(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0):
+    """The distribution `tinygpt.ops.sample` draws from: (B, V) float64 for logits (B, V) (or (V,)
+    for (V,)); each parameter a number or a per-row (B,) tensor. Per row, in float64:
+
+    - temperature 0: one-hot at the first maximum (torch.argmax); nothing else applies.
+    - e_i = exp((x_i - max x) / temperature) (0 for x_i = -inf), so the largest e is 1 and p = e / sum e.
+    - The filters are thresholds on e, ties kept together, each on what the previous kept:
+      top_k (0 < k < V): tau_k = the k-th largest e;
+      top_p (p < 1): tau_p = the largest tau with sum{e_i : e_i >= tau} >= p * sum{e_i : e_i >= tau_k}
+      (the smallest set of most probable tokens holding p of the mass kept by top_k);
+      min_p (> 0): tau_min = min_p (probability >= min_p * the largest probability).
+    - Kept: e_i >= max(tau_k, tau_p, tau_min); the result is e renormalized over the kept tokens.
+
+    The kernel computes e in fp32 (and sums in double), so it can differ from this at a token
+    whose e lies within rounding of a threshold. Sampling from it by inverse CDF in index order
+    (the first kept index whose running mass exceeds u) is what the kernel does."""
+    if logits.dim() == 1:
+        return sample_probs(logits.unsqueeze(0), temperature, top_k, top_p, min_p)[0]
+    return _filtered_probs(logits, temperature, top_k, top_p, min_p, torch.float64)
+
+
+def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, generator=None):
+    """Token ids drawn as `tinygpt.ops.sample` does, the plain PyTorch way, in fp32: softmax (with
+    the filters applied through a descending sort and a cumsum, as `sample_probs` describes) and
+    torch.multinomial. Without filters it is just softmax + multinomial."""
+    if logits.dim() == 1:
+        return sample(logits.unsqueeze(0), temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                      generator=generator)[0]
+    plain = not any(isinstance(v, torch.Tensor) for v in (temperature, top_k, top_p, min_p)) and (
+        temperature > 0 and top_k == 0 and top_p == 1 and min_p == 0)
+    if plain:
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+    else:
+        probs = _filtered_probs(logits, temperature, top_k, top_p, min_p, torch.float32)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

@@ -1,0 +1,223 @@
+// torch glue for the fused sampler (kernels in kernel.h, one build per ISA):
+//   tinygpt::sample(logits, uniform, temperature?, top_k?, top_p?, min_p?,
+//                   temperature_s, top_k_s, top_p_s, min_p_s) -> ids
+//   tinygpt::sample_probs(logits, temperature?, top_k?, top_p?, min_p?,
+//                         temperature_s, top_k_s, top_p_s, min_p_s) -> probs
+// logits (B, V) float32 or bfloat16; uniform (B,) float64 in [0, 1), one number per row (the op
+// is deterministic given it); each optional tensor is a (B,) per-row value that overrides the
+// scalar after it (temperature, top_p, min_p float64 or float32; top_k int64). ids (B,) int64;
+// probs (B, V) float64 is the filtered, renormalized distribution that `sample` draws from (for
+// tests and docs). The semantics are written down in tinygpt/ops/reference.py (sample_probs).
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/BFloat16.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/cpu_isa.h"
+#include "sample/kernel_api.h"
+
+namespace tinygpt {
+namespace {
+
+void check_logits(const char* op, const at::Tensor& logits) {
+  TORCH_CHECK(logits.device().is_cpu(), op, ": logits must be a CPU tensor, got one on ", logits.device());
+  TORCH_CHECK_TYPE(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kBFloat16, op,
+                   ": logits must be float32 or bfloat16, got ", logits.scalar_type());
+  TORCH_CHECK_VALUE(logits.dim() == 2, op, ": logits must be 2-D (B, V), got shape ", logits.sizes());
+  TORCH_CHECK_VALUE(logits.size(1) >= 1, op, ": empty vocabulary: logits must have V >= 1 columns, got shape ",
+                    logits.sizes());
+  TORCH_CHECK_VALUE(logits.size(1) < (int64_t{1} << 31), op, ": a vocabulary of ", logits.size(1),
+                    " is too large (at most 2^31 - 1)");
+  TORCH_CHECK(logits.is_contiguous(), op, ": logits must be contiguous");
+}
+
+// A per-row parameter: the tensor's value at each row if given, else the scalar.
+template <class T>
+struct Param {
+  const char* name;
+  T scalar;
+  std::optional<at::Tensor> tensor;  // contiguous, float64 or int64
+
+  Param(const char* op, const char* name_, const std::optional<at::Tensor>& t, T s, int64_t B, bool integral)
+      : name(name_), scalar(s) {
+    if (!t.has_value()) return;
+    const at::Tensor& v = *t;
+    TORCH_CHECK(v.device().is_cpu(), op, ": ", name, " must be a CPU tensor, got one on ", v.device());
+    if (integral) {
+      TORCH_CHECK_TYPE(v.scalar_type() == at::kLong, op, ": ", name, " must be an int64 tensor, got ",
+                       v.scalar_type());
+    } else {
+      TORCH_CHECK_TYPE(v.scalar_type() == at::kDouble || v.scalar_type() == at::kFloat, op, ": ", name,
+                       " must be a float64 or float32 tensor, got ", v.scalar_type());
+    }
+    TORCH_CHECK_VALUE(v.dim() == 1 && v.size(0) == B, op, ": ", name, " must have shape (B,) with B = ", B,
+                      " (the rows of logits), got shape ", v.sizes());
+    tensor = integral ? v.contiguous() : v.to(at::kDouble).contiguous();
+  }
+  bool per_row() const { return tensor.has_value(); }
+  T at(int64_t r) const { return tensor ? tensor->data_ptr<T>()[r] : scalar; }
+};
+
+// Where a value is invalid: "temperature = -1" for the scalar, "temperature[3] = -1" for a row.
+template <class T>
+std::string where(const Param<T>& p, int64_t r, T v) {
+  std::ostringstream s;
+  s << p.name;
+  if (p.per_row()) s << "[" << r << "]";
+  s << " = " << v;
+  return s.str();
+}
+
+std::vector<SampleRow> resolve_params(const char* op, int64_t B, const std::optional<at::Tensor>& temperature,
+                                      const std::optional<at::Tensor>& top_k,
+                                      const std::optional<at::Tensor>& top_p,
+                                      const std::optional<at::Tensor>& min_p, double temperature_s,
+                                      int64_t top_k_s, double top_p_s, double min_p_s) {
+  const Param<double> T(op, "temperature", temperature, temperature_s, B, false);
+  const Param<int64_t> K(op, "top_k", top_k, top_k_s, B, true);
+  const Param<double> P(op, "top_p", top_p, top_p_s, B, false);
+  const Param<double> M(op, "min_p", min_p, min_p_s, B, false);
+  // Scalars are checked even when no row uses them (B = 0), so a bad call fails the same way.
+  const int64_t n = std::max<int64_t>(B, 1);
+  std::vector<SampleRow> rows(static_cast<size_t>(B));
+  for (int64_t r = 0; r < n; ++r) {
+    const double t = T.at(r), p = P.at(r), m = M.at(r);
+    const int64_t k = K.at(r);
+    TORCH_CHECK_VALUE(t >= 0.0, op, ": ", where(T, r, t), " is invalid: temperature must be >= 0 (0 is greedy)");
+    TORCH_CHECK_VALUE(k >= 0, op, ": ", where(K, r, k), " is invalid: top_k must be >= 0 (0 keeps every token)");
+    TORCH_CHECK_VALUE(p > 0.0 && p <= 1.0, op, ": ", where(P, r, p),
+                      " is invalid: top_p must be in (0, 1] (1 keeps every token)");
+    TORCH_CHECK_VALUE(m >= 0.0 && m <= 1.0, op, ": ", where(M, r, m),
+                      " is invalid: min_p must be in [0, 1] (0 keeps every token)");
+    if (r < B) rows[static_cast<size_t>(r)] = SampleRow{0.0, t, k, p, m};
+  }
+  return rows;
+}
+
+// Per-thread scratch, grown to the largest vocabulary seen, 64-byte aligned.
+void* scratch_for(int64_t V) {
+  thread_local std::vector<unsigned char> buf;
+  const size_t need = sample_scratch_bytes(V) + 64;
+  if (buf.size() < need) buf.resize(need);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(buf.data());
+  return reinterpret_cast<void*>((p + 63) & ~uintptr_t{63});
+}
+
+// Rows per task: about 16K logits, at least one row.
+int64_t grain(int64_t V) { return std::max<int64_t>(1, (int64_t{1} << 14) / V); }
+
+template <class F>
+void run_rows(const at::Tensor& logits, const std::vector<SampleRow>& rows, std::vector<int64_t>& status,
+              F&& store) {
+  const int64_t B = logits.size(0), V = logits.size(1);
+  const SampleRow* rp = rows.data();
+  int64_t* st = status.data();
+  if (logits.scalar_type() == at::kFloat) {
+    const float* x = logits.data_ptr<float>();
+    const auto fn = TINYGPT_DISPATCH(sample_row_f32);
+    at::parallel_for(0, B, grain(V), [&](int64_t b, int64_t e) {
+      void* scratch = scratch_for(V);
+      for (int64_t r = b; r < e; ++r) st[r] = fn(x + r * V, V, rp[r], scratch, store(r));
+    });
+  } else {
+    const auto* x = reinterpret_cast<const uint16_t*>(logits.data_ptr<at::BFloat16>());
+    const auto fn = TINYGPT_DISPATCH(sample_row_bf16);
+    at::parallel_for(0, B, grain(V), [&](int64_t b, int64_t e) {
+      void* scratch = scratch_for(V);
+      for (int64_t r = b; r < e; ++r) st[r] = fn(x + r * V, V, rp[r], scratch, store(r));
+    });
+  }
+}
+
+// Raises for the first row a kernel could not sample, naming the first bad logit.
+void check_status(const char* op, const at::Tensor& logits, const int64_t* st) {
+  const int64_t B = logits.size(0), V = logits.size(1);
+  for (int64_t r = 0; r < B; ++r) {
+    if (st[r] >= 0) continue;
+    TORCH_CHECK_VALUE(st[r] != kSampleAllNegInf, op, ": row ", r,
+                      " of logits is all -inf: there is no token to sample");
+    const at::Tensor row = logits[r].to(at::kFloat).contiguous();
+    const float* x = row.data_ptr<float>();
+    for (int64_t i = 0; i < V; ++i) {
+      TORCH_CHECK_VALUE(!std::isnan(x[i]), op, ": logits[", r, ", ", i, "] is NaN (logits must not hold NaN)");
+      TORCH_CHECK_VALUE(!(std::isinf(x[i]) && x[i] > 0), op, ": logits[", r, ", ", i,
+                        "] is +inf (logits must be finite or -inf)");
+    }
+    TORCH_CHECK(false, op, ": row ", r, " of logits could not be sampled");  // not reached
+  }
+}
+
+at::Tensor sample_cpu(const at::Tensor& logits, const at::Tensor& uniform,
+                      const std::optional<at::Tensor>& temperature, const std::optional<at::Tensor>& top_k,
+                      const std::optional<at::Tensor>& top_p, const std::optional<at::Tensor>& min_p,
+                      double temperature_s, int64_t top_k_s, double top_p_s, double min_p_s) {
+  constexpr const char* op = "tinygpt::sample";
+  check_logits(op, logits);
+  const int64_t B = logits.size(0);
+  TORCH_CHECK(uniform.device().is_cpu(), op, ": uniform must be a CPU tensor, got one on ", uniform.device());
+  TORCH_CHECK_TYPE(uniform.scalar_type() == at::kDouble, op, ": uniform must be float64, got ",
+                   uniform.scalar_type());
+  TORCH_CHECK_VALUE(uniform.dim() == 1 && uniform.size(0) == B, op, ": uniform must have shape (B,) with B = ", B,
+                    " (the rows of logits), got shape ", uniform.sizes());
+  std::vector<SampleRow> rows =
+      resolve_params(op, B, temperature, top_k, top_p, min_p, temperature_s, top_k_s, top_p_s, min_p_s);
+  const at::Tensor u = uniform.contiguous();
+  const double* up = u.data_ptr<double>();
+  for (int64_t r = 0; r < B; ++r) {
+    TORCH_CHECK_VALUE(up[r] >= 0.0 && up[r] < 1.0, op, ": uniform[", r, "] = ", up[r],
+                      " is outside [0, 1)");
+    rows[static_cast<size_t>(r)].u = up[r];
+  }
+  at::Tensor out = at::empty({B}, logits.options().dtype(at::kLong));
+  if (B == 0) return out;
+  std::vector<int64_t> status(static_cast<size_t>(B));
+  run_rows(logits, rows, status, [](int64_t) -> double* { return nullptr; });
+  check_status(op, logits, status.data());
+  std::copy(status.begin(), status.end(), out.data_ptr<int64_t>());
+  return out;
+}
+
+at::Tensor sample_probs_cpu(const at::Tensor& logits, const std::optional<at::Tensor>& temperature,
+                            const std::optional<at::Tensor>& top_k, const std::optional<at::Tensor>& top_p,
+                            const std::optional<at::Tensor>& min_p, double temperature_s, int64_t top_k_s,
+                            double top_p_s, double min_p_s) {
+  constexpr const char* op = "tinygpt::sample_probs";
+  check_logits(op, logits);
+  const int64_t B = logits.size(0), V = logits.size(1);
+  const std::vector<SampleRow> rows =
+      resolve_params(op, B, temperature, top_k, top_p, min_p, temperature_s, top_k_s, top_p_s, min_p_s);
+  at::Tensor out = at::empty({B, V}, logits.options().dtype(at::kDouble));
+  if (B == 0) return out;
+  std::vector<int64_t> status(static_cast<size_t>(B));
+  double* o = out.data_ptr<double>();
+  run_rows(logits, rows, status, [o, V](int64_t r) { return o + r * V; });
+  check_status(op, logits, status.data());
+  return out;
+}
+
+}  // namespace
+}  // namespace tinygpt
+
+TORCH_LIBRARY_FRAGMENT(tinygpt, m) {
+  m.def("sample(Tensor logits, Tensor uniform, Tensor? temperature, Tensor? top_k, Tensor? top_p, Tensor? min_p, "
+        "float temperature_s, int top_k_s, float top_p_s, float min_p_s) -> Tensor");
+  m.def("sample_probs(Tensor logits, Tensor? temperature, Tensor? top_k, Tensor? top_p, Tensor? min_p, "
+        "float temperature_s, int top_k_s, float top_p_s, float min_p_s) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(tinygpt, CPU, m) {
+  m.impl("sample", &tinygpt::sample_cpu);
+  m.impl("sample_probs", &tinygpt::sample_probs_cpu);
+}
