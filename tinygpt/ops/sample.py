@@ -24,12 +24,13 @@ _LOGIT_DTYPES = (torch.float32, torch.bfloat16)
 _NUMBERS = (int, float)
 
 
-def _float_param(name: str, value, ok, rule: str):
+def _float_param(name: str, value, neutral: float, ok, rule: str):
     """(tensor, scalar) op arguments for a float parameter: a per-row tensor goes as is (the op
-    checks it), a Python number (or 0-d tensor) is checked here."""
+    checks it; the unused scalar slot gets the neutral value), a Python number (or 0-d tensor) is
+    checked here."""
     if isinstance(value, torch.Tensor):
         if value.dim() != 0:
-            return value, 0.0
+            return value, neutral
         value = value.item()
     try:
         v = float(value)
@@ -46,7 +47,7 @@ def _args(temperature, top_k, top_p, min_p) -> tuple:
             and type(min_p) in _NUMBERS and temperature >= 0 and top_k >= 0 and 0 < top_p <= 1
             and 0 <= min_p <= 1):
         return None, None, None, None, float(temperature), top_k, float(top_p), float(min_p)  # the common case
-    tt, ts = _float_param("temperature", temperature, lambda v: v >= 0, "must be >= 0 (0 is greedy)")
+    tt, ts = _float_param("temperature", temperature, 1.0, lambda v: v >= 0, "must be >= 0 (0 is greedy)")
     if isinstance(top_k, torch.Tensor) and top_k.dim() != 0:
         kt, ks = top_k, 0
     else:
@@ -57,8 +58,8 @@ def _args(temperature, top_k, top_p, min_p) -> tuple:
         if ks < 0:
             raise ValueError(f"sample: top_k = {ks} is invalid: must be >= 0 (0 keeps every token)")
         kt = None
-    pt, ps = _float_param("top_p", top_p, lambda v: 0 < v <= 1, "must be in (0, 1] (1 keeps every token)")
-    mt, ms = _float_param("min_p", min_p, lambda v: 0 <= v <= 1, "must be in [0, 1] (0 keeps every token)")
+    pt, ps = _float_param("top_p", top_p, 1.0, lambda v: 0 < v <= 1, "must be in (0, 1] (1 keeps every token)")
+    mt, ms = _float_param("min_p", min_p, 0.0, lambda v: 0 <= v <= 1, "must be in [0, 1] (0 keeps every token)")
     return tt, kt, pt, mt, ts, ks, ps, ms
 
 
