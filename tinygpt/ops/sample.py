@@ -14,6 +14,7 @@ has a gradient (the outputs are ids, and probabilities for tests).
 
 from __future__ import annotations
 
+import numbers
 import operator
 
 import torch
@@ -22,6 +23,8 @@ from tinygpt import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
 
 _LOGIT_DTYPES = (torch.float32, torch.bfloat16)
 _NUMBERS = (int, float)
+_SAMPLE = torch.ops.tinygpt.sample.default  # looked up once: per-call overhead matters at B = 1
+_SAMPLE_PROBS = torch.ops.tinygpt.sample_probs.default
 
 
 def _float_param(name: str, value, neutral: float, ok, rule: str):
@@ -32,10 +35,9 @@ def _float_param(name: str, value, neutral: float, ok, rule: str):
         if value.dim() != 0:
             return value, neutral
         value = value.item()
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"sample: {name} must be a number or a (B,) tensor, got {type(value).__name__}") from None
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"sample: {name} must be a number or a (B,) tensor, got {type(value).__name__}")
+    v = float(value)
     if not ok(v):
         raise ValueError(f"sample: {name} = {value!r} is invalid: {rule}")
     return None, v
@@ -71,7 +73,7 @@ def sample_with_uniform(logits: torch.Tensor, uniform: torch.Tensor, *, temperat
     if logits.dim() == 1:
         return sample_with_uniform(logits.unsqueeze(0), uniform.reshape(1), temperature=temperature, top_k=top_k,
                                    top_p=top_p, min_p=min_p)[0]
-    return torch.ops.tinygpt.sample(logits, uniform, *_args(temperature, top_k, top_p, min_p))
+    return _SAMPLE(logits, uniform, *_args(temperature, top_k, top_p, min_p))
 
 
 def sample(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
@@ -100,7 +102,7 @@ def sample_probs(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, m
     1-D logits) with zeros outside the kept tokens. For tests and docs."""
     if logits.dim() == 1:
         return sample_probs(logits.unsqueeze(0), temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)[0]
-    return torch.ops.tinygpt.sample_probs(logits, *_args(temperature, top_k, top_p, min_p))
+    return _SAMPLE_PROBS(logits, *_args(temperature, top_k, top_p, min_p))
 
 
 def _check(op: str, logits: torch.Tensor) -> None:
