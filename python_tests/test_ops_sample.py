@@ -356,7 +356,16 @@ def test_one_dimensional_logits_give_0d():
     assert got.item() in row.topk(5).indices.tolist()
     assert sample_with_uniform(row, torch.tensor(0.5, dtype=torch.float64)).dim() == 0
     assert sample_probs(row).shape == (300,)
+
+
+def test_empty_batch():
     assert sample(torch.zeros(0, 10)).shape == (0,)
+    empty_k = torch.zeros(0, dtype=torch.int64)
+    assert sample(torch.zeros(0, 10), top_k=empty_k, top_p=torch.zeros(0)).shape == (0,)
+    assert sample_probs(torch.zeros(0, 10), min_p=torch.zeros(0, dtype=torch.float64)).shape == (0, 10)
+    with pytest.raises(ValueError, match=r"top_p = 2 is invalid"):  # the scalars are checked all the same
+        torch.ops.tinygpt.sample(torch.zeros(0, 10), torch.zeros(0, dtype=torch.float64), None, empty_k, None, None,
+                                 1.0, 0, 2.0, 0.0)
 
 
 def test_reference_sample_draws_from_the_same_distribution():

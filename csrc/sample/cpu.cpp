@@ -48,7 +48,8 @@ template <class T>
 struct Param {
   const char* name;
   T scalar;
-  std::optional<at::Tensor> tensor;  // contiguous, float64 or int64
+  at::Tensor tensor;  // contiguous, float64 or int64; undefined for the scalar
+  const T* rows = nullptr;
 
   Param(const char* op, const char* name_, const std::optional<at::Tensor>& t, T s, int64_t B, bool integral)
       : name(name_), scalar(s) {
@@ -65,20 +66,20 @@ struct Param {
     TORCH_CHECK_VALUE(v.dim() == 1 && v.size(0) == B, op, ": ", name, " must have shape (B,) with B = ", B,
                       " (the rows of logits), got shape ", v.sizes());
     tensor = integral ? v.contiguous() : v.to(at::kDouble).contiguous();
+    rows = tensor.data_ptr<T>();
   }
-  bool per_row() const { return tensor.has_value(); }
-  T at(int64_t r) const { return tensor ? tensor->data_ptr<T>()[r] : scalar; }
-};
+  bool per_row() const { return rows != nullptr; }
+  T at(int64_t r) const { return rows ? rows[r] : scalar; }
 
-// Where a value is invalid: "temperature = -1" for the scalar, "temperature[3] = -1" for a row.
-template <class T>
-std::string where(const Param<T>& p, int64_t r, T v) {
-  std::ostringstream s;
-  s << p.name;
-  if (p.per_row()) s << "[" << r << "]";
-  s << " = " << v;
-  return s.str();
-}
+  // Where a value is invalid: "temperature = -1" for the scalar, "temperature[3] = -1" for a row.
+  std::string where(int64_t r, T v) const {
+    std::ostringstream s;
+    s << name;
+    if (per_row()) s << "[" << r << "]";
+    s << " = " << v;
+    return s.str();
+  }
+};
 
 std::vector<SampleRow> resolve_params(const char* op, int64_t B, const std::optional<at::Tensor>& temperature,
                                       const std::optional<at::Tensor>& top_k,
@@ -89,20 +90,25 @@ std::vector<SampleRow> resolve_params(const char* op, int64_t B, const std::opti
   const Param<int64_t> K(op, "top_k", top_k, top_k_s, B, true);
   const Param<double> P(op, "top_p", top_p, top_p_s, B, false);
   const Param<double> M(op, "min_p", min_p, min_p_s, B, false);
-  // Scalars are checked even when no row uses them (B = 0), so a bad call fails the same way.
-  const int64_t n = std::max<int64_t>(B, 1);
-  std::vector<SampleRow> rows(static_cast<size_t>(B));
-  for (int64_t r = 0; r < n; ++r) {
-    const double t = T.at(r), p = P.at(r), m = M.at(r);
-    const int64_t k = K.at(r);
-    TORCH_CHECK_VALUE(t >= 0.0, op, ": ", where(T, r, t), " is invalid: temperature must be >= 0 (0 is greedy)");
-    TORCH_CHECK_VALUE(k >= 0, op, ": ", where(K, r, k), " is invalid: top_k must be >= 0 (0 keeps every token)");
-    TORCH_CHECK_VALUE(p > 0.0 && p <= 1.0, op, ": ", where(P, r, p),
+  // Row r's values, checked; r < 0: the scalars (a neutral value for a parameter with a tensor).
+  const auto check = [&](int64_t r) {
+    const int64_t i = r < 0 ? 0 : r;
+    const double t = r >= 0 ? T.at(r) : T.per_row() ? 1.0 : T.scalar;
+    const double p = r >= 0 ? P.at(r) : P.per_row() ? 1.0 : P.scalar;
+    const double m = r >= 0 ? M.at(r) : M.per_row() ? 0.0 : M.scalar;
+    const int64_t k = r >= 0 ? K.at(r) : K.per_row() ? 0 : K.scalar;
+    TORCH_CHECK_VALUE(t >= 0.0, op, ": ", T.where(i, t), " is invalid: temperature must be >= 0 (0 is greedy)");
+    TORCH_CHECK_VALUE(k >= 0, op, ": ", K.where(i, k), " is invalid: top_k must be >= 0 (0 keeps every token)");
+    TORCH_CHECK_VALUE(p > 0.0 && p <= 1.0, op, ": ", P.where(i, p),
                       " is invalid: top_p must be in (0, 1] (1 keeps every token)");
-    TORCH_CHECK_VALUE(m >= 0.0 && m <= 1.0, op, ": ", where(M, r, m),
+    TORCH_CHECK_VALUE(m >= 0.0 && m <= 1.0, op, ": ", M.where(i, m),
                       " is invalid: min_p must be in [0, 1] (0 keeps every token)");
-    if (r < B) rows[static_cast<size_t>(r)] = SampleRow{0.0, t, k, p, m};
-  }
+    return SampleRow{0.0, t, k, p, m};
+  };
+  std::vector<SampleRow> rows(static_cast<size_t>(B));
+  for (int64_t r = 0; r < B; ++r) rows[static_cast<size_t>(r)] = check(r);
+  // Scalars are checked even when no row uses them (B = 0), so a bad call fails the same way.
+  if (B == 0) check(-1);
   return rows;
 }
 

@@ -368,7 +368,7 @@ double masked_blocks(const float* e, int64_t nblk, float t, double* blk) {
 }
 
 // The (value, index) of every e >= t (t > 0), in index order, over whole blocks; returns how many.
-// Dense: many vectors hold one (branch-free appends with AVX-512); else few do.
+// Dense: many vectors hold one (every vector is appended, branch-free); else few do.
 template <bool Dense>
 int64_t gather_ge(const float* e, int64_t vp, float t, float* cv, int32_t* ci) {
   const fn tv = splatn(t);

@@ -14,6 +14,7 @@ has a gradient (the outputs are ids, and probabilities for tests).
 
 from __future__ import annotations
 
+import numbers
 import operator
 
 import torch
@@ -22,19 +23,21 @@ from tinygpt import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
 
 _LOGIT_DTYPES = (torch.float32, torch.bfloat16)
 _NUMBERS = (int, float)
+_SAMPLE = torch.ops.tinygpt.sample.default  # looked up once: per-call overhead matters at B = 1
+_SAMPLE_PROBS = torch.ops.tinygpt.sample_probs.default
 
 
-def _float_param(name: str, value, ok, rule: str):
+def _float_param(name: str, value, neutral: float, ok, rule: str):
     """(tensor, scalar) op arguments for a float parameter: a per-row tensor goes as is (the op
-    checks it), a Python number (or 0-d tensor) is checked here."""
+    checks it; the unused scalar slot gets the neutral value), a Python number (or 0-d tensor) is
+    checked here."""
     if isinstance(value, torch.Tensor):
         if value.dim() != 0:
-            return value, 0.0
+            return value, neutral
         value = value.item()
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"sample: {name} must be a number or a (B,) tensor, got {type(value).__name__}") from None
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"sample: {name} must be a number or a (B,) tensor, got {type(value).__name__}")
+    v = float(value)
     if not ok(v):
         raise ValueError(f"sample: {name} = {value!r} is invalid: {rule}")
     return None, v
@@ -46,7 +49,7 @@ def _args(temperature, top_k, top_p, min_p) -> tuple:
             and type(min_p) in _NUMBERS and temperature >= 0 and top_k >= 0 and 0 < top_p <= 1
             and 0 <= min_p <= 1):
         return None, None, None, None, float(temperature), top_k, float(top_p), float(min_p)  # the common case
-    tt, ts = _float_param("temperature", temperature, lambda v: v >= 0, "must be >= 0 (0 is greedy)")
+    tt, ts = _float_param("temperature", temperature, 1.0, lambda v: v >= 0, "must be >= 0 (0 is greedy)")
     if isinstance(top_k, torch.Tensor) and top_k.dim() != 0:
         kt, ks = top_k, 0
     else:
@@ -57,8 +60,8 @@ def _args(temperature, top_k, top_p, min_p) -> tuple:
         if ks < 0:
             raise ValueError(f"sample: top_k = {ks} is invalid: must be >= 0 (0 keeps every token)")
         kt = None
-    pt, ps = _float_param("top_p", top_p, lambda v: 0 < v <= 1, "must be in (0, 1] (1 keeps every token)")
-    mt, ms = _float_param("min_p", min_p, lambda v: 0 <= v <= 1, "must be in [0, 1] (0 keeps every token)")
+    pt, ps = _float_param("top_p", top_p, 1.0, lambda v: 0 < v <= 1, "must be in (0, 1] (1 keeps every token)")
+    mt, ms = _float_param("min_p", min_p, 0.0, lambda v: 0 <= v <= 1, "must be in [0, 1] (0 keeps every token)")
     return tt, kt, pt, mt, ts, ks, ps, ms
 
 
@@ -70,7 +73,7 @@ def sample_with_uniform(logits: torch.Tensor, uniform: torch.Tensor, *, temperat
     if logits.dim() == 1:
         return sample_with_uniform(logits.unsqueeze(0), uniform.reshape(1), temperature=temperature, top_k=top_k,
                                    top_p=top_p, min_p=min_p)[0]
-    return torch.ops.tinygpt.sample(logits, uniform, *_args(temperature, top_k, top_p, min_p))
+    return _SAMPLE(logits, uniform, *_args(temperature, top_k, top_p, min_p))
 
 
 def sample(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
@@ -99,7 +102,7 @@ def sample_probs(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, m
     1-D logits) with zeros outside the kept tokens. For tests and docs."""
     if logits.dim() == 1:
         return sample_probs(logits.unsqueeze(0), temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)[0]
-    return torch.ops.tinygpt.sample_probs(logits, *_args(temperature, top_k, top_p, min_p))
+    return _SAMPLE_PROBS(logits, *_args(temperature, top_k, top_p, min_p))
 
 
 def _check(op: str, logits: torch.Tensor) -> None:
