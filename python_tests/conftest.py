@@ -11,6 +11,21 @@ import pytest  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != ROOT]
 
+from tinygpt import _C  # noqa: E402
+
+# The CPU kernels' instruction-set builds this machine can run, slowest first.
+SUPPORTED_ISAS = ["base", "avx2", "avx512"][: ["base", "avx2", "avx512"].index(_C._cpu_isa_supported()) + 1]
+
+
+@pytest.fixture(params=SUPPORTED_ISAS)
+def isa(request):
+    """Runs the test once on each instruction-set path of the kernels, then restores the choice."""
+    before = _C._cpu_isa()
+    request.addfinalizer(lambda: _C._set_cpu_isa(before))
+    _C._set_cpu_isa(request.param)
+    return request.param
+
+
 SAMPLE = os.path.join(ROOT, "..", "shared", "data", "tinystories", "TinyStories-train-sample.txt")
 
 

@@ -15,25 +15,15 @@ import pytest
 import torch
 from scipy import stats
 
-from tinygpt import _C, checkpoint, ops, stories
+from tinygpt import checkpoint, ops, stories
 from tinygpt.decode import Decoder
 from tinygpt.generate import SamplingSettings, _apply_penalties, generate, generate_ids, uniforms
 from tinygpt.model import GPT, GPTConfig
 from tinygpt.ops import reference as R
 from tinygpt.tokenizer import Tokenizer
 
-ISAS = [i for i in ("base", "avx2", "avx512") if ("base", "avx2", "avx512").index(i)
-        <= ("base", "avx2", "avx512").index(_C._cpu_isa_supported())]
 ENV = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "1"}
 CWD = tempfile.gettempdir()  # not the source tree: subprocesses import the installed package
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = _C._cpu_isa()
-    _C._set_cpu_isa(request.param)
-    yield request.param
-    _C._set_cpu_isa(before)
 
 
 def peaky_model(seed=0, *, fused=True, **cfg) -> GPT:

@@ -5,19 +5,8 @@ import random
 import pytest
 import torch
 
-from tinygpt import _C, ops
+from tinygpt import ops
 from tinygpt.ops import reference as R
-
-ISAS = [i for i in ("base", "avx2", "avx512") if ("base", "avx2", "avx512").index(i)
-        <= ("base", "avx2", "avx512").index(_C._cpu_isa_supported())]
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    before = _C._cpu_isa()
-    _C._set_cpu_isa(request.param)
-    yield request.param
-    _C._set_cpu_isa(before)
 
 
 def make(B, H, Hkv, T, S, D, dtype=torch.float32, seed=0):

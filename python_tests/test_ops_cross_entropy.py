@@ -9,19 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinygpt import _C
 from tinygpt.ops import cross_entropy, reference
-
-ISAS = ["base", "avx2", "avx512"]
-SUPPORTED = ISAS[: ISAS.index(_C._cpu_isa_supported()) + 1]
-
-
-@pytest.fixture(params=SUPPORTED)
-def isa(request):
-    before = _C._cpu_isa()
-    request.addfinalizer(lambda: _C._set_cpu_isa(before))
-    _C._set_cpu_isa(request.param)
-    return request.param
 
 
 def loss_and_grad(fn, logits, targets, **kw):

@@ -11,20 +11,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinygpt import _C, ops
+from tinygpt import ops
 from tinygpt.ops import reference as R
 
-ISAS = ["base", "avx2", "avx512"]
-SUPPORTED = ISAS[: ISAS.index(_C._cpu_isa_supported()) + 1]
 HYP = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture(params=SUPPORTED)
-def isa(request):
-    original = _C._cpu_isa()
-    _C._set_cpu_isa(request.param)
-    request.addfinalizer(lambda: _C._set_cpu_isa(original))
-    return request.param
 
 
 def randn(shape, dtype=torch.float32, seed=0, scale=1.0):

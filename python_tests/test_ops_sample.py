@@ -13,21 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from conftest import SUPPORTED_ISAS as SUPPORTED
 from tinygpt import _C
 from tinygpt.ops import reference, sample, sample_probs, sample_with_uniform
 
-ISAS = ["base", "avx2", "avx512"]
-SUPPORTED = ISAS[: ISAS.index(_C._cpu_isa_supported()) + 1]
 ONE_MINUS = math.nextafter(1.0, 0.0)  # the largest uniform below 1
 FP32_EXP_FLOOR = 2e-38  # fp32 exp is 0 below e^-87.3: the kernel drops what the float64 reference keeps below
-
-
-@pytest.fixture(params=SUPPORTED)
-def isa(request):
-    before = _C._cpu_isa()
-    request.addfinalizer(lambda: _C._set_cpu_isa(before))
-    _C._set_cpu_isa(request.param)
-    return request.param
 
 
 def with_isa(name, fn):
