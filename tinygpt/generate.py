@@ -178,13 +178,13 @@ def _generate_batch(model, prompts, s: SamplingSettings, eot, seed, dtype, on_to
             if eot is not None and p[0] == eot:
                 counts[i, eot] -= 1  # the start-of-story marker is no repetition
     seeds = np.arange(seed, seed + n, dtype=np.int64).astype(np.uint64)
-    active = torch.ones(n, dtype=torch.bool)
+    active = [True] * n  # plain lists in the per-token loop: no tensor indexing per row
     for step in range(s.max_new_tokens):
         if counts is not None:
             logits = _apply_penalties(logits, counts, s)
         tokens = sample_with_uniform(logits, uniforms(seeds, step), temperature=s.temperature, top_k=s.top_k,
                                      top_p=s.top_p, min_p=s.min_p)
-        tok_list = tokens.tolist()
+        tok_list, cached = tokens.tolist(), dec.lengths.tolist()
         for i in range(n):
             if not active[i]:
                 continue
@@ -198,16 +198,17 @@ def _generate_batch(model, prompts, s: SamplingSettings, eot, seed, dtype, on_to
                     on_tokens(i, [t])
                 if step + 1 == s.max_new_tokens:
                     active[i] = False
-                elif int(dec.lengths[i]) >= dec.max_len:
+                elif cached[i] >= dec.max_len:
                     active[i] = False  # no room to cache this token and predict another
                     results[i].finish_reason = "context"
             if not active[i] and on_finish is not None:
                 on_finish(i, results[i])
-        if not bool(active.any()):
+        if not any(active):
             break
+        live = torch.tensor(active)
         if counts is not None:
-            counts[active, tokens[active]] += 1
-        logits = dec.step(tokens, active).cpu()
+            counts[live, tokens[live]] += 1
+        logits = dec.step(tokens, live).cpu()
     return results
 
 
