@@ -15,29 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tinygpt.model import GPT, _ops
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def resolve_dtype(dtype, device=None) -> torch.dtype:
-    """'auto' | 'fp32' | 'bf16' | a torch dtype -> the torch dtype (ValueError for anything else).
-    'auto' is bf16 where the hardware computes in it natively (a CUDA GPU with bf16, a CPU with
-    AVX512-BF16), else fp32."""
-    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
-        return dtype
-    if dtype == "auto":
-        device = torch.device(device or "cpu")
-        if device.type == "cuda":
-            native = torch.cuda.is_bf16_supported()
-        else:
-            from tinygpt import _C
-
-            native = device.type == "cpu" and _C._cpu_has_bf16()
-        return torch.bfloat16 if native else torch.float32
-    if dtype in DTYPES:
-        return DTYPES[dtype]
-    raise ValueError(f"dtype must be 'auto', 'fp32' or 'bf16', got {dtype!r}")
-
+from tinygpt.precision import pick_dtype
 
 class Decoder:
     """Decodes up to `batch_size` sequences of up to `max_len` tokens (default: the model's
@@ -45,7 +23,7 @@ class Decoder:
     prompts, `step` appends one token to each active row and returns the next-token logits.
 
     The weights are read from the model when the decoder is made (packed copies, cast to
-    `dtype`, see `resolve_dtype`): make a new decoder after changing the model. The fused kernels
+    `dtype`: 'auto', 'fp32' or 'bf16', see `tinygpt.precision.pick_dtype`): make a new decoder after changing the model. The fused kernels
     run on the CPU (and only when `model.fused`); elsewhere the plain PyTorch ops do."""
 
     @torch.no_grad()
@@ -58,7 +36,7 @@ class Decoder:
             raise ValueError(f"max_len must be in [1, {cfg.max_seq_len}] (the model's context), got {max_len}")
         self.config, self.batch_size, self.max_len = cfg, batch_size, max_len
         self.device = model.tok_embeddings.weight.device
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype = pick_dtype(dtype, self.device)
         self.ops = _ops(model.fused and self.device.type == "cpu")
         dt = self.dtype
 
@@ -85,13 +63,6 @@ class Decoder:
         self.k = [torch.zeros(shape, dtype=dt, device=self.device) for _ in self.layers]
         self.v = [torch.zeros(shape, dtype=dt, device=self.device) for _ in self.layers]
         self.lengths = torch.zeros(batch_size, dtype=torch.long)
-
-    def reset(self, rows=None) -> None:
-        """Forgets the cached tokens of `rows` (all rows by default)."""
-        if rows is None:
-            self.lengths.zero_()
-        else:
-            self.lengths[torch.as_tensor(rows, dtype=torch.long)] = 0
 
     @torch.no_grad()
     def prefill(self, rows, tokens: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tinygpt.precision import DTYPES
 from tinygpt.shards import sequential_windows
 from tinygpt.tokenizer import Tokenizer
 
@@ -114,9 +115,9 @@ def evaluate_run(run, *, data: str | None = None, text: str | None = None, which
             raise ValueError(f"{data} has no validation tokens: prepare it with a validation split")
         source = {"data": str(data)}
     T = min(seq_len or state.get("seq_len") or model.config.max_seq_len, model.config.max_seq_len)
-    if dtype not in ("fp32", "bf16"):
+    if dtype not in DTYPES:
         raise ValueError(f"dtype must be fp32 or bf16, got {dtype!r}")
-    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    torch_dtype = DTYPES[dtype]
     sums = evaluate_batches(model, sequential_windows(tokens, batch_size, T, max_tokens),
                             token_byte_lengths(tokenizer, model.config.vocab_size),
                             device=torch.device(device), dtype=torch_dtype)

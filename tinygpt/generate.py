@@ -115,8 +115,8 @@ def generate_ids(
     """Continues each prompt (a list of token ids, not empty). Sequence i samples with seed
     `seed + i`. `on_tokens(i, ids)` is called with each new token of sequence i as it is made
     (the end-of-text that stops it is not passed), `on_finish(i, generation)` when it ends.
-    Batches of up to `batch_size` sequences run together; `dtype` ('auto', 'fp32' or 'bf16', see `tinygpt.decode.resolve_dtype`) is the
-    precision of the decode."""
+    Batches of up to `batch_size` sequences run together; `dtype` ('auto', 'fp32' or 'bf16', see
+    `tinygpt.precision.pick_dtype`) is the precision of the decode."""
     settings = settings or SamplingSettings()
     settings.validate()
     cfg = model.config
@@ -159,14 +159,14 @@ def _generate_batch(model, prompts, s: SamplingSettings, eot, seed, dtype, on_to
             if on_finish is not None:
                 on_finish(i, g)
         return results
+    # the longest prompt plus all but the last new token (which is never fed back), within the context
     max_len = min(cfg.max_seq_len, max(len(p) for p in prompts) + s.max_new_tokens - 1)
-    max_len = max(max_len, max(len(p) for p in prompts))
     dec = Decoder(model, n, max_len, dtype=dtype)
     logits = torch.empty(n, cfg.vocab_size)
     by_len: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):
         by_len.setdefault(len(p), []).append(i)
-    for length, rows in by_len.items():
+    for rows in by_len.values():
         logits[rows] = dec.prefill(rows, torch.tensor([prompts[i] for i in rows])).cpu()
 
     penalize = s.repetition_penalty != 1.0 or s.frequency_penalty or s.presence_penalty
@@ -278,10 +278,3 @@ def generate(
                         batch_size=batch_size, dtype=dtype, on_tokens=emit, on_finish=finish)
     out = [text + tokenizer.decode(g.ids) for text, g in zip(texts, gens)]
     return out[0] if single and num_samples == 1 else out
-
-
-def generate_text(model: GPT, tokenizer: Tokenizer, prompt: str = "", *, max_new_tokens: int = 256,
-                  temperature: float = 0.8, top_k: int = 40, seed: int | None = None) -> str:
-    """One story: the prompt followed by up to `max_new_tokens` sampled tokens (top-k sampling)."""
-    return generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
-                    top_k=top_k, top_p=1.0, seed=seed)

@@ -38,6 +38,7 @@ import torch
 from tinygpt import checkpoint, evaluate, threads
 from tinygpt.fileio import atomic_write, read_versioned_json, write_json
 from tinygpt.model import GPT, PRESETS, get_preset
+from tinygpt.precision import pick_dtype
 from tinygpt.shards import WindowLoader, open_shards, sequential_windows
 
 RUN_FORMAT = "tinygpt-run"
@@ -219,23 +220,6 @@ def _pick_device(name: str, dist: _Dist) -> torch.device:
     return torch.device(name)
 
 
-def _pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    if device.type == "cuda":
-        has_bf16 = torch.cuda.is_bf16_supported()
-    else:
-        from tinygpt import _C
-
-        has_bf16 = _C._cpu_has_bf16()
-    if name == "auto":
-        return torch.bfloat16 if has_bf16 else torch.float32
-    if name == "bf16" and not has_bf16:
-        import warnings
-
-        warnings.warn(f"this {device.type.upper()} has no native bf16 arithmetic: bf16 runs emulated and slowly",
-                      RuntimeWarning, stacklevel=3)
-    return torch.bfloat16 if name == "bf16" else torch.float32
-
-
 # ------------------------------------------------------------------------------------------------
 # Settings: defaults < saved run < explicit arguments
 # ------------------------------------------------------------------------------------------------
@@ -373,7 +357,7 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
     device = _pick_device(cfg.device, dist)
     if device.type == "cpu":
         threads.configure(cfg.threads)
-    dtype = _pick_dtype(cfg.dtype, device)
+    dtype = pick_dtype(cfg.dtype, device)
 
     shards = open_shards(cfg.data)
     tokenizer = shards.tokenizer
