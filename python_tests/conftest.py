@@ -40,3 +40,57 @@ def sample_path():
 def sample_text(sample_path):
     with open(sample_path, encoding="utf-8") as f:
         return f.read()
+
+
+# ---- CUDA kernels: the same test cases on the CPU emulation and, where present, on a GPU ----
+
+class CudaBackend:
+    """Where a CUDA test case runs: `ops` is torch.ops.tinygpt_emu (the kernels on the CPU
+    emulation, CPU tensors) or torch.ops.tinygpt (the real kernels, CUDA tensors)."""
+
+    def __init__(self, name):
+        import torch
+
+        self.name = name
+        if name == "emu":
+            from tinygpt.ops import emulation
+
+            self.ops, self.device = emulation.ops(), torch.device("cpu")
+        else:
+            self.ops, self.device = torch.ops.tinygpt, torch.device("cuda")
+
+    def __repr__(self):
+        return self.name
+
+
+def _cuda_skip_reason():
+    import torch
+
+    if not _C.with_cuda:
+        return "tinygpt was built without CUDA kernels (no CUDA torch or nvcc at build time)"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU present"
+    return None
+
+
+@pytest.fixture(params=["emu", "cuda"])
+def cuda_backend(request):
+    """Runs a CUDA test case on the emulation (always; CI has no GPU) and on a real GPU (skipped,
+    with the reason, where there is none)."""
+    if request.param == "cuda":
+        reason = _cuda_skip_reason()
+        if reason:
+            pytest.skip(reason)
+    return CudaBackend(request.param)
+
+
+def assert_flash_rule(out, ref, lowp, *, factor=2.0, atol=1e-5, what="output"):
+    """FlashAttention's correctness rule: the error of `out` against the fp32 (or float64)
+    reference `ref` is at most `factor` times the error of PyTorch's own computation in the
+    low precision (`lowp`), plus `atol` for values that are exact there."""
+    import torch
+
+    ref = ref.double()
+    err = (out.double() - ref).abs().max().item()
+    base = (lowp.double() - ref).abs().max().item()
+    assert err <= factor * base + atol, f"{what}: max error {err:.3g} > {factor} x {base:.3g} (torch's own) + {atol}"
