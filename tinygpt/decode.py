@@ -23,8 +23,9 @@ class Decoder:
     prompts, `step` appends one token to each active row and returns the next-token logits.
 
     The weights are read from the model when the decoder is made (packed copies, cast to
-    `dtype`: 'auto', 'fp32' or 'bf16', see `tinygpt.precision.pick_dtype`): make a new decoder after changing the model. The fused kernels
-    run on the CPU (and only when `model.fused`); elsewhere the plain PyTorch ops do."""
+    `dtype`: 'auto', 'fp32' or 'bf16', see `tinygpt.precision.pick_dtype`): make a new decoder
+    after changing the model. With `model.fused`, tinygpt's kernels run on the CPU, and on CUDA
+    where they are enabled (`tinygpt.ops.cuda`); elsewhere the plain PyTorch ops do."""
 
     @torch.no_grad()
     def __init__(self, model: GPT, batch_size: int, max_len: int | None = None, *, dtype="auto"):
@@ -37,7 +38,7 @@ class Decoder:
         self.config, self.batch_size, self.max_len = cfg, batch_size, max_len
         self.device = model.tok_embeddings.weight.device
         self.dtype = pick_dtype(dtype, self.device)
-        self.ops = _ops(model.fused and self.device.type == "cpu")
+        self.ops = _ops(model.fused)  # on CUDA: kernels if enabled (tinygpt.ops.cuda), else torch ops
         dt = self.dtype
 
         def w(t):

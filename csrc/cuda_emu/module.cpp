@@ -3,4 +3,11 @@
 // tinygpt/ops/emulation.py defines first with the schemas of torch.ops.tinygpt.*.
 #include <pybind11/pybind11.h>
 
-PYBIND11_MODULE(_cuda_emu, m) { m.doc() = "tinygpt's CUDA kernels on a CPU emulation of CUDA (for tests)"; }
+namespace tinygpt::cuda {
+void bind_emulation_selftest(pybind11::module_& m);
+}
+
+PYBIND11_MODULE(_cuda_emu, m) {
+  m.doc() = "tinygpt's CUDA kernels on a CPU emulation of CUDA (for tests)";
+  tinygpt::cuda::bind_emulation_selftest(m);
+}

@@ -6,7 +6,12 @@ import math
 
 import torch
 
+from tinygpt.ops import reference
+from tinygpt.ops.cuda import use_kernel
+
 from tinygpt import _C  # noqa: F401  (registers the ops)
+
+CUDA_HEAD_DIMS = (32, 64, 128)  # the head dims the CUDA kernel is built for; others use torch ops
 
 
 @torch.library.register_fake("tinygpt::attention")
@@ -41,5 +46,7 @@ def attention(q, k, v, *, causal: bool = True, scale: float | None = None):
     defaults to 1/sqrt(D). float32 or bfloat16; no T x S matrix is materialized."""
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
+    if not use_kernel(q) or (q.is_cuda and q.shape[-1] not in CUDA_HEAD_DIMS):
+        return reference.attention(q, k, v, causal=causal, scale=scale)
     out, _ = torch.ops.tinygpt.attention(q.contiguous(), k.contiguous(), v.contiguous(), causal, float(scale))
     return out

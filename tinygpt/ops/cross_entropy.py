@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import torch
 
+from tinygpt.ops import reference
+from tinygpt.ops.cuda import use_kernel
+
 from tinygpt import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
 
 _LOGIT_DTYPES = (torch.float32, torch.bfloat16)
@@ -29,6 +32,8 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: 
                 f"{tuple(logits.shape)}, got {tuple(targets.shape)}")
         logits = logits.reshape(-1, logits.shape[-1])
         targets = targets.reshape(-1)
+    if not use_kernel(logits):
+        return reference.cross_entropy(logits, targets, ignore_index=ignore_index)
     loss, _ = torch.ops.tinygpt.cross_entropy(logits.contiguous(), targets.contiguous(), int(ignore_index))
     return loss
 

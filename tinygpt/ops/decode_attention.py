@@ -9,6 +9,9 @@ import math
 
 import torch
 
+from tinygpt.ops import reference
+from tinygpt.ops.cuda import use_kernel
+
 import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
 
 
@@ -24,4 +27,6 @@ def decode_attention(qkv, k_cache, v_cache, positions, cos, sin, n_heads: int, s
     (>= Smax, D/2) float32. Returns (B, n_heads D). float32 or bfloat16."""
     if scale is None:
         scale = 1.0 / math.sqrt(k_cache.shape[-1])
+    if not use_kernel(qkv):
+        return reference.decode_attention(qkv, k_cache, v_cache, positions, cos, sin, n_heads, scale)
     return torch.ops.tinygpt.decode_attention(qkv, k_cache, v_cache, positions, cos, sin, int(n_heads), float(scale))

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import torch
 
+from tinygpt.ops import reference
+from tinygpt.ops.cuda import use_kernel
+
 import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
 
 _DTYPES = (torch.float32, torch.bfloat16)
@@ -14,6 +17,8 @@ _DTYPES = (torch.float32, torch.bfloat16)
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """x * rsqrt(mean(x^2) + eps) * weight over the last dimension. x (..., C) float32 or bfloat16;
     weight (C,) float32 or x's dtype. The result has x's dtype."""
+    if not use_kernel(x):
+        return reference.rms_norm(x, weight, eps)
     return torch.ops.tinygpt.rms_norm(x.contiguous(), weight.contiguous(), float(eps))[0]
 
 

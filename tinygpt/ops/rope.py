@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import torch
 
+from tinygpt.ops import reference
+from tinygpt.ops.cuda import use_kernel
+
 import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotary embedding, half-split layout: x (B, T, H, D) float32 or bfloat16, D even; cos and
     sin (T', D/2) float32 with T' >= T (row t is used at position t)."""
+    if not use_kernel(x):
+        return reference.rope(x, cos, sin)
     return torch.ops.tinygpt.rope(x.contiguous(), cos.contiguous(), sin.contiguous())
 
 

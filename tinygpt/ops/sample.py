@@ -20,6 +20,8 @@ import operator
 import torch
 
 from tinygpt import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
+from tinygpt.ops import reference
+from tinygpt.ops.cuda import use_kernel
 
 _LOGIT_DTYPES = (torch.float32, torch.bfloat16)
 _NUMBERS = (int, float)
@@ -73,12 +75,17 @@ def sample_with_uniform(logits: torch.Tensor, uniform: torch.Tensor, *, temperat
     if logits.dim() == 1:
         return sample_with_uniform(logits.unsqueeze(0), uniform.reshape(1), temperature=temperature, top_k=top_k,
                                    top_p=top_p, min_p=min_p)[0]
-    return _SAMPLE(logits, uniform, *_args(temperature, top_k, top_p, min_p))
+    args = _args(temperature, top_k, top_p, min_p)
+    if not use_kernel(logits):  # CUDA without its kernels: the same inverse-CDF draw, plain ops
+        probs = reference.sample_probs(logits, temperature, top_k, top_p, min_p)
+        ids = torch.searchsorted(probs.cumsum(-1), uniform.to(probs).reshape(-1, 1), right=True)
+        return ids.reshape(-1).clamp_(max=logits.shape[-1] - 1)
+    return _SAMPLE(logits, uniform, *args)
 
 
 def sample(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
            generator: torch.Generator | None = None) -> torch.Tensor:
-    """Token ids (B,) int64 drawn from `logits` (B, V) float32 or bfloat16 on the CPU; 1-D logits
+    """Token ids (B,) int64 drawn from `logits` (B, V) float32 or bfloat16; 1-D logits
     (V,) give a 0-d id. Each parameter is a Python number or a per-row (B,) tensor:
 
     - temperature >= 0: p ∝ exp(logits / temperature); 0 is greedy (the first maximum, as
@@ -90,10 +97,10 @@ def sample(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0
 
     Ties at a threshold are always kept together; the draw is exact for the filtered, renormalized
     softmax (`tinygpt.ops.reference.sample_probs` spells it out). One uniform number per row comes
-    from torch.rand(B, dtype=torch.float64, generator=generator), so a seeded generator gives
+    from torch.rand(B, dtype=torch.float64, device=logits.device, generator=generator), so a seeded generator gives
     reproducible ids. NaN or +inf logits, a row of only -inf and invalid parameters raise."""
     B = logits.shape[0] if logits.dim() == 2 else 1
-    uniform = torch.rand(B, dtype=torch.float64, generator=generator)
+    uniform = torch.rand(B, dtype=torch.float64, device=logits.device, generator=generator)
     return sample_with_uniform(logits, uniform, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
 
 
@@ -102,6 +109,9 @@ def sample_probs(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, m
     1-D logits) with zeros outside the kept tokens. For tests and docs."""
     if logits.dim() == 1:
         return sample_probs(logits.unsqueeze(0), temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)[0]
+    if not use_kernel(logits):
+        _args(temperature, top_k, top_p, min_p)  # the same checks
+        return reference.sample_probs(logits, temperature, top_k, top_p, min_p)
     return _SAMPLE_PROBS(logits, *_args(temperature, top_k, top_p, min_p))
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import torch
 
+from tinygpt.ops import reference
+from tinygpt.ops.cuda import use_kernel
+
 import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
 
 
 def swiglu(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """silu(a) * b; a and b of the same shape and dtype (float32 or bfloat16)."""
+    if not use_kernel(a):
+        return reference.swiglu(a, b)
     return torch.ops.tinygpt.swiglu(a.contiguous(), b.contiguous())
 
 
