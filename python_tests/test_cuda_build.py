@@ -63,7 +63,7 @@ def _compile(args):
 def test_every_cuda_source_compiles_for_sm80_and_sm90(tmp_path):
     nvcc = _nvcc()
     gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in _archs()]
-    jobs = [[nvcc, "-std=c++20", "-O3", *gencode, "-I", CSRC, "-c", p, "-o", str(tmp_path / (os.path.basename(os.path.dirname(p)) + ".o"))]
+    jobs = [[nvcc, "-std=c++17", "-O3", *gencode, "-I", CSRC, "-c", p, "-o", str(tmp_path / (os.path.basename(os.path.dirname(p)) + ".o"))]
             for p in CU]
     with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as ex:
         results = list(ex.map(_compile, jobs))

@@ -13,11 +13,10 @@ from __future__ import annotations
 import torch
 
 from tinygpt.ops import reference
-from tinygpt.ops.cuda import use_kernel
+from tinygpt.ops.cuda import dtypes_for, use_kernel
 
 from tinygpt import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
 
-_LOGIT_DTYPES = (torch.float32, torch.bfloat16)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: int = -100) -> torch.Tensor:
@@ -40,8 +39,8 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: 
 
 def _check(op: str, logits: torch.Tensor, targets: torch.Tensor) -> None:
     # The same checks as the C++ glue (csrc/cross_entropy/cpu.cpp), for fake tensors.
-    if logits.dtype not in _LOGIT_DTYPES:
-        raise TypeError(f"{op}: logits must be float32 or bfloat16, got {logits.dtype}")
+    if logits.dtype not in dtypes_for(logits):
+        raise TypeError(f"{op}: logits must be float32 or bfloat16 (or float16 on CUDA), got {logits.dtype}")
     if targets.dtype != torch.int64:
         raise TypeError(f"{op}: targets must be int64 class indices, got {targets.dtype}")
     if logits.dim() != 2:

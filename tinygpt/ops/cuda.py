@@ -44,3 +44,9 @@ def use_kernel(t: torch.Tensor) -> bool:
     when the kernels are enabled, never on other devices."""
     kind = t.device.type
     return kind in ("cpu", "meta") or (kind == "cuda" and kernels_enabled())
+
+
+def dtypes_for(t: torch.Tensor) -> tuple:
+    """The floating dtypes tinygpt's kernels take on `t`'s device: float16 only on CUDA."""
+    base = (torch.float32, torch.bfloat16)
+    return base + (torch.float16,) if t.device.type == "cuda" else base

@@ -7,11 +7,10 @@ from __future__ import annotations
 import torch
 
 from tinygpt.ops import reference
-from tinygpt.ops.cuda import use_kernel
+from tinygpt.ops.cuda import dtypes_for, use_kernel
 
 import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
 
-_DTYPES = (torch.float32, torch.bfloat16)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -27,7 +26,7 @@ def _check(op, x, weight, *others):
         all(t.device == x.device for t in (weight, *others)),
         lambda: f"{op}: all tensors must be on one device, got {[str(t.device) for t in (x, weight, *others)]}",
     )
-    torch._check(x.dtype in _DTYPES, lambda: f"{op}: x must be float32 or bfloat16, got {x.dtype}")
+    torch._check(x.dtype in dtypes_for(x), lambda: f"{op}: x must be float32 or bfloat16 (or float16 on CUDA), got {x.dtype}")
     torch._check(
         weight.dtype in (torch.float32, x.dtype),
         lambda: f"{op}: weight must be float32 or x's dtype ({x.dtype}), got {weight.dtype}",

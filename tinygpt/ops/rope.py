@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from tinygpt.ops import reference
-from tinygpt.ops.cuda import use_kernel
+from tinygpt.ops.cuda import dtypes_for, use_kernel
 
 import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
 
@@ -26,7 +26,7 @@ def _fake(op, name, x, cos, sin):
         lambda: f"{op}: {name}, cos and sin must be on one device, got {x.device}, {cos.device} and {sin.device}",
     )
     torch._check(
-        x.dtype in (torch.float32, torch.bfloat16), lambda: f"{op}: {name} must be float32 or bfloat16, got {x.dtype}"
+        x.dtype in dtypes_for(x), lambda: f"{op}: {name} must be float32 or bfloat16 (or float16 on CUDA), got {x.dtype}"
     )
     torch._check(
         cos.dtype == torch.float32 and sin.dtype == torch.float32,

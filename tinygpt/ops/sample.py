@@ -21,9 +21,8 @@ import torch
 
 from tinygpt import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
 from tinygpt.ops import reference
-from tinygpt.ops.cuda import use_kernel
+from tinygpt.ops.cuda import dtypes_for, use_kernel
 
-_LOGIT_DTYPES = (torch.float32, torch.bfloat16)
 _NUMBERS = (int, float)
 _SAMPLE = torch.ops.tinygpt.sample.default  # looked up once: per-call overhead matters at B = 1
 _SAMPLE_PROBS = torch.ops.tinygpt.sample_probs.default
@@ -117,8 +116,8 @@ def sample_probs(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, m
 
 def _check(op: str, logits: torch.Tensor) -> None:
     # The same checks as the C++ glue (csrc/sample/cpu.cpp), for fake tensors.
-    if logits.dtype not in _LOGIT_DTYPES:
-        raise TypeError(f"{op}: logits must be float32 or bfloat16, got {logits.dtype}")
+    if logits.dtype not in dtypes_for(logits):
+        raise TypeError(f"{op}: logits must be float32 or bfloat16 (or float16 on CUDA), got {logits.dtype}")
     if logits.dim() != 2:
         raise ValueError(f"{op}: logits must be 2-D (B, V), got shape {tuple(logits.shape)}")
     torch._check(logits.shape[1] >= 1, lambda: f"{op}: empty vocabulary: logits must have V >= 1 columns")

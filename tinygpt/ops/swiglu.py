@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from tinygpt.ops import reference
-from tinygpt.ops.cuda import use_kernel
+from tinygpt.ops.cuda import dtypes_for, use_kernel
 
 import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
 
@@ -23,7 +23,7 @@ def _check(op, an, a, bn, b):
         a.device == b.device, lambda: f"{op}: {an} and {bn} must be on one device, got {a.device} and {b.device}"
     )
     torch._check(
-        a.dtype in (torch.float32, torch.bfloat16), lambda: f"{op}: {an} must be float32 or bfloat16, got {a.dtype}"
+        a.dtype in dtypes_for(a), lambda: f"{op}: {an} must be float32 or bfloat16 (or float16 on CUDA), got {a.dtype}"
     )
     torch._check(b.dtype == a.dtype, lambda: f"{op}: {bn} must have {an}'s dtype ({a.dtype}), got {b.dtype}")
     torch._check(
