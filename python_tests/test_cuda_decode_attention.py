@@ -136,7 +136,7 @@ def test_opcheck(cuda_backend):
     (dict(pos=torch.tensor([1])), "positions must have shape"),
     (dict(pos=torch.tensor([1, 0], dtype=torch.int32)), "positions must be int64"),
     (dict(qkv=torch.randn(2, 33)), "qkv must have shape"),
-    (dict(qkv=torch.randn(2, 32).double()), "expected float32, bfloat16 or float16"),
+    (dict(qkv=torch.randn(2, 32).double()), "qkv must be float32, bfloat16 or float16"),
     (dict(kc=torch.randn(2, 1, 16, 8).bfloat16()), "caches must have qkv's dtype"),
     (dict(kc=torch.randn(2, 1, 16, 8), vc=torch.randn(2, 1, 15, 8)), "one shape"),
     (dict(n_heads=0), "multiple"),

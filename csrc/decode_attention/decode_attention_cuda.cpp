@@ -19,6 +19,9 @@ at::Tensor decode_attention_cuda(const at::Tensor& qkv, at::Tensor& k_cache, at:
   for (const at::Tensor* t : {&qkv, static_cast<const at::Tensor*>(&k_cache), static_cast<const at::Tensor*>(&v_cache),
                               &positions, &cos, &sin})
     TORCH_CHECK(t->is_contiguous(), op, ": inputs must be contiguous");
+  TORCH_CHECK_TYPE(qkv.scalar_type() == at::kFloat || qkv.scalar_type() == at::kBFloat16 ||
+                       qkv.scalar_type() == at::kHalf,
+                   op, ": qkv must be float32, bfloat16 or float16, got ", qkv.scalar_type());
   const DType dt = dtype_of(op, qkv);
   TORCH_CHECK_TYPE(k_cache.scalar_type() == qkv.scalar_type() && v_cache.scalar_type() == qkv.scalar_type(), op,
                    ": the caches must have qkv's dtype (", qkv.scalar_type(), "), got ", k_cache.scalar_type(),
