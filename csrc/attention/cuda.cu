@@ -181,7 +181,9 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
   float* inv_l = reinterpret_cast<float*>(wbase + C::NW * L::wreg1 + L::fM);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int q0 = blockIdx.x * BM, h = blockIdx.y, b = blockIdx.z, hk = h / (H / Hkv);
+  // under causal masking the last query tiles see the most keys: start them first
+  const int qt = CAUSAL ? static_cast<int>(gridDim.x - 1 - blockIdx.x) : static_cast<int>(blockIdx.x);
+  const int q0 = qt * BM, h = blockIdx.y, b = blockIdx.z, hk = h / (H / Hkv);
   const int64_t qrow0 = (static_cast<int64_t>(b) * H + h) * T_ + q0;  // first query row (global)
   const int64_t krow0 = (static_cast<int64_t>(b) * Hkv + hk) * S;
   const int qrows = min(BM, T_ - q0);
@@ -284,7 +286,9 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
   unsigned char* wbase = sm + 2 * L::tM + 2 * L::tN + L::fM;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int q0 = blockIdx.x * BM, h = blockIdx.y, b = blockIdx.z, hk = h / (H / Hkv);
+  // under causal masking the last query tiles see the most keys: start them first
+  const int qt = CAUSAL ? static_cast<int>(gridDim.x - 1 - blockIdx.x) : static_cast<int>(blockIdx.x);
+  const int q0 = qt * BM, h = blockIdx.y, b = blockIdx.z, hk = h / (H / Hkv);
   const int64_t qrow0 = (static_cast<int64_t>(b) * H + h) * T_ + q0;
   const int64_t krow0 = (static_cast<int64_t>(b) * Hkv + hk) * S;
   const int qrows = min(BM, T_ - q0);
