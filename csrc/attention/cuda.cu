@@ -70,6 +70,9 @@ __device__ __forceinline__ unsigned char* smem_base() {
   return mis ? p + (32 - mis) : p;
 }
 
+// Softmax in base 2 (exp2f is one instruction on the GPU): scores times scale * log2(e).
+constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+
 __device__ __forceinline__ float neg_inf() { return __int_as_float(static_cast<int>(0xff800000u)); }
 
 // Rows [0, valid) of a ROWS x D tile from global `src` (rows contiguous, D apart) into shared `dst`
@@ -203,7 +206,8 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
   T* Pw = reinterpret_cast<T*>(Sw);
   float* Ow = Os + 16 * warp * LDO;
   const T* Qw = Qs + 16 * warp * LDT;
-  float m = neg_inf(), l = 0.f;
+  const float sl2 = scale * kLog2e;
+  float m = neg_inf(), l = 0.f;  // running max (base-2 scores) and sum of the row
 
   for (int t = 0; t < ntiles; ++t) {
     const int j0 = t * BN;
@@ -218,18 +222,18 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
 #pragma unroll
     for (int j = 0; j < BN / 2; ++j) {
       const int c = 2 * j + hc;
-      const float s = j0 + c < klim ? Sw[r * C::LDS + c] * scale : neg_inf();
+      const float s = j0 + c < klim ? Sw[r * C::LDS + c] * sl2 : neg_inf();
       p[j] = s;
       mx = fmaxf(mx, s);
     }
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     const float mnew = fmaxf(m, mx);
     const float base = mnew == neg_inf() ? 0.f : mnew;  // a row with no visible key yet
-    const float alpha = expf(m - base);
+    const float alpha = exp2f(m - base);
     float sum = 0.f;
 #pragma unroll
     for (int j = 0; j < BN / 2; ++j) {
-      p[j] = expf(p[j] - base);
+      p[j] = exp2f(p[j] - base);
       sum += p[j];
     }
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
@@ -246,7 +250,7 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
 
   if (hc == 0) {
     inv_l[row] = 1.f / l;
-    if (qi < T_) lse[qrow0 + row] = m + logf(l);
+    if (qi < T_) lse[qrow0 + row] = (m + log2f(l)) * kLn2;
   }
   __syncwarp();
   const int wrows = min(16, max(0, qrows - 16 * warp));
@@ -304,7 +308,8 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
   const int r = lane >> 1, hc = lane & 1, row = 16 * warp + r, qi = q0 + row;
   const bool live = qi < T_;
   const int klim = !live ? 0 : CAUSAL ? min(S, qi + diag + 1) : S;
-  const float li = live ? lse[qrow0 + row] : 0.f, di = live ? dsum[qrow0 + row] : 0.f;
+  const float li = live ? lse[qrow0 + row] * kLog2e : 0.f, di = live ? dsum[qrow0 + row] : 0.f;
+  const float sl2 = scale * kLog2e;
   float* Sw = reinterpret_cast<float*>(wbase + warp * L::wreg1);
   T* dSw = reinterpret_cast<T*>(Sw);
   float* dQw = dQs + 16 * warp * LDO;
@@ -322,7 +327,7 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
 #pragma unroll
     for (int j = 0; j < BN / 2; ++j) {
       const int c = 2 * j + hc;
-      p[j] = j0 + c < klim ? expf(Sw[r * C::LDS + c] * scale - li) : 0.f;
+      p[j] = j0 + c < klim ? exp2f(Sw[r * C::LDS + c] * sl2 - li) : 0.f;
     }
     __syncwarp();
     warp_gemm<T, BN, D, true>(dOw, LDT, Vs, LDT, Sw, C::LDS, false);  // dP = dO V^T
@@ -383,6 +388,7 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
 
   // lane pair (r, hc) owns key row r of the warp's 16, query columns hc, hc + 2, ...
   const int r = lane >> 1, hc = lane & 1, kj = j0 + 16 * warp + r;
+  const float sl2 = scale * kLog2e;
   float* Sw = reinterpret_cast<float*>(wbase + warp * L::wreg2);
   T* Pw = reinterpret_cast<T*>(Sw);
   T* dSw = Pw + 16 * C::LDP;
@@ -399,7 +405,7 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
       load_tile<T, D, BN, NT>(Qs, LDT, q + (qhead0 + i0) * D, qrows, aligned);
       load_tile<T, D, BN, NT>(dOs, LDT, dout + (qhead0 + i0) * D, qrows, aligned);
       for (int i = threadIdx.x; i < BN; i += NT) {
-        Ls[i] = i < qrows ? lse[qhead0 + i0 + i] : 0.f;
+        Ls[i] = i < qrows ? lse[qhead0 + i0 + i] * kLog2e : 0.f;  // base 2
         Ds[i] = i < qrows ? dsum[qhead0 + i0 + i] : 0.f;
       }
       __syncthreads();
@@ -409,7 +415,7 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
       for (int j = 0; j < BN / 2; ++j) {
         const int c = 2 * j + hc, qi = i0 + c;
         const bool vis = kj < S && c < qrows && (!CAUSAL || kj <= qi + diag);
-        p[j] = vis ? expf(Sw[r * C::LDS + c] * scale - Ls[c]) : 0.f;
+        p[j] = vis ? exp2f(Sw[r * C::LDS + c] * sl2 - Ls[c]) : 0.f;
       }
       __syncwarp();
       warp_gemm<T, BN, D, true>(Vw, LDT, dOs, LDT, Sw, C::LDS, false);  // dP^T = V dO^T
