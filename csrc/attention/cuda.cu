@@ -9,7 +9,7 @@
 // fp32, since the fragment layout is opaque.
 //  - forward: block = (BM queries, head, batch); loop over 64-key tiles (under causal, only tiles
 //    with a visible key): S = Q K^T, online softmax (running max m, sum l), O = alpha O + P V;
-//    finally out = O / l, lse = m + log l.
+//    finally out = O / l, lse = m + log l (the softmax runs in base 2: exp2f of log2(e)-scaled scores).
 //  - backward: dsum = rowsum(dO * O); dK/dV: block = (BM keys, kv head, batch) looping over the
 //    query heads of its group and their 64-query tiles that see the keys: S^T = K Q^T,
 //    P^T = exp(scale S^T - lse), dP^T = V dO^T, dS^T = P^T (dP^T - dsum), dV += P^T dO,
@@ -58,10 +58,20 @@ struct Layout {
   // dQ: Q, dO (BM) | K, V (BN) | dQ (BM) | scores (NW)
   static constexpr size_t dq = 2 * tileT(C::BM) + 2 * tileT(C::BN) + tileF(C::BM) + C::NW * wreg1;
   // dK/dV: K, V (BM) | Q, dO (BN) | dK, dV (BM) | scores (NW) | lse, dsum (BN)
-  static constexpr size_t dkdv = 2 * tileT(C::BM) + 2 * tileT(C::BN) + 2 * tileF(C::BM) + C::NW * wreg2 + rnd32(8 * C::BN);
+  static constexpr size_t dkdv =
+      2 * tileT(C::BM) + 2 * tileT(C::BN) + 2 * tileF(C::BM) + C::NW * wreg2 + rnd32(8 * C::BN);
 };
 
 constexpr size_t kSmemSlack = 32;  // the kernels align the dynamic shared memory base to 32 bytes
+constexpr size_t kSmemSm80 = 163 * 1024;  // the opt-in limit per block on sm_80 (sm_90: 227 KB)
+
+template <class T, int D>
+constexpr bool fits_sm80() {
+  using L = Layout<T, D>;
+  return cmax(cmax(L::fwd, L::dq), L::dkdv) + kSmemSlack <= kSmemSm80;
+}
+static_assert(fits_sm80<float, 128>() && fits_sm80<bf16, 128>() && fits_sm80<fp16, 128>(),
+              "attention: shared memory per block over sm_80's limit");
 
 // The dynamic shared memory, 32-byte aligned (WMMA pointers must be).
 __device__ __forceinline__ unsigned char* smem_base() {
@@ -461,7 +471,8 @@ const char* dispatch_dim_causal(int64_t D, bool causal, F&& fn) {
 template <class K>
 const char* set_smem(K kernel, size_t bytes, const char* what) {
   if (bytes <= 48 * 1024) return nullptr;
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  const cudaError_t e =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
   if (e != cudaSuccess) {
     (void)cudaGetLastError();  // clear it
     return what;
@@ -489,7 +500,8 @@ const char* attention_forward(DType dt, const void* q, const void* k, const void
       auto kern = attn_fwd_kernel<Tp, Dc, Cc>;
       const size_t smem = Layout<Tp, Dc>::fwd + kSmemSlack;
       if (const char* e = set_smem(kern, smem, "attention: not enough shared memory for the forward kernel")) return e;
-      const dim3 grid(static_cast<unsigned>((T + C::BM - 1) / C::BM), static_cast<unsigned>(H), static_cast<unsigned>(B));
+      const dim3 grid(static_cast<unsigned>((T + C::BM - 1) / C::BM), static_cast<unsigned>(H),
+                      static_cast<unsigned>(B));
       TG_LAUNCH(kern, grid, C::NT, smem, stream)
       (static_cast<const Tp*>(q), static_cast<const Tp*>(k), static_cast<const Tp*>(v), static_cast<Tp*>(out), lse,
        static_cast<int>(H), static_cast<int>(Hkv), static_cast<int>(T), static_cast<int>(S), scale, aligned);
@@ -535,7 +547,8 @@ const char* attention_backward(DType dt, const void* grad_out, const void* q, co
       const size_t smem = Layout<Tp, Dc>::dq + kSmemSlack;
       if (const char* e = set_smem(kern, smem, "attention_backward: not enough shared memory for the dQ kernel"))
         return e;
-      const dim3 grid(static_cast<unsigned>((T + C::BM - 1) / C::BM), static_cast<unsigned>(H), static_cast<unsigned>(B));
+      const dim3 grid(static_cast<unsigned>((T + C::BM - 1) / C::BM), static_cast<unsigned>(H),
+                      static_cast<unsigned>(B));
       TG_LAUNCH(kern, grid, C::NT, smem, stream)
       (static_cast<const Tp*>(q), static_cast<const Tp*>(k), static_cast<const Tp*>(v),
        static_cast<const Tp*>(grad_out), lse, static_cast<const float*>(dsum), static_cast<Tp*>(dq),
