@@ -63,7 +63,7 @@ def check(backend, B, H, Hkv, T, S, D, dtype, causal, scale=None, seed=0, backwa
 
 
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("D", [32, 64, 128])
+@pytest.mark.parametrize("D", [32, 64, 80, 96, 128])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_dtypes_and_head_dims(cuda_backend, dtype, D, causal):
     # 80 = one full and one partial tile; two query heads share a key/value head
@@ -131,8 +131,8 @@ def _emu():
 @pytest.mark.parametrize(
     "shapes,dtypes,causal,match",
     [
-        (((1, 2, 8, 48), (1, 2, 8, 48), (1, 2, 8, 48)), None, False, "head dims 32, 64 and 128"),
-        (((1, 2, 8, 16), (1, 2, 8, 16), (1, 2, 8, 16)), None, False, "head dims 32, 64 and 128"),
+        (((1, 2, 8, 48), (1, 2, 8, 48), (1, 2, 8, 48)), None, False, "head dims 32, 64, 80, 96 and 128"),
+        (((1, 2, 8, 16), (1, 2, 8, 16), (1, 2, 8, 16)), None, False, "head dims 32, 64, 80, 96 and 128"),
         (((1, 2, 8, 32),) * 3, (torch.float32, torch.bfloat16, torch.float32), False, "one dtype"),
         (((1, 2, 8, 32), (1, 2, 8, 32), (1, 2, 9, 32)), None, False, "k and v shapes differ"),
         (((1, 2, 8, 32), (1, 2, 8, 64), (1, 2, 8, 64)), None, False, "head dims differ"),
@@ -155,7 +155,7 @@ def test_backward_errors():
     ops = _emu().ops
     q, k, v = (torch.randn(1, 2, 8, 32) for _ in range(3))
     out, lse = ops.attention(q, k, v, True, 0.5)
-    with pytest.raises(RuntimeError, match="head dims 32, 64 and 128"):
+    with pytest.raises(RuntimeError, match="head dims 32, 64, 80, 96 and 128"):
         x = torch.randn(1, 2, 8, 40)
         ops.attention_backward(x, x, x, x, x, lse, True, 0.5)
     with pytest.raises(RuntimeError, match="grad_out and out must have q's shape"):

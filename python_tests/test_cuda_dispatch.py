@@ -88,3 +88,20 @@ def test_off_the_kernels_sampling_draws_the_same_ids(monkeypatch):
     torch.testing.assert_close(tinygpt.ops.sample_probs(logits, **settings), reference.sample_probs(logits, **settings))
     with pytest.raises(ValueError, match="top_p"):
         tinygpt.ops.sample_probs(logits, top_p=2.0)
+
+
+@pytest.mark.parametrize("D, padded", [(72, 80), (48, 64), (16, 32)])
+def test_padding_the_head_dim_changes_nothing(D, padded):
+    # How CUDA serves head dims its kernel is not built for (run here through the CPU kernel).
+    from tinygpt.ops.attention import padded_attention
+
+    g = torch.Generator().manual_seed(D)
+    q, k, v = (torch.randn(2, 4, 9, D, generator=g, requires_grad=True) for _ in range(3))
+    do = torch.randn(2, 4, 9, D, generator=g)
+    want = tinygpt.ops.attention(q, k, v, causal=True)
+    grads = torch.autograd.grad(want, (q, k, v), do)
+    got = padded_attention(q, k, v, padded, causal=True, scale=D ** -0.5)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for a, b in zip(torch.autograd.grad(got, (q, k, v), do), grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -33,7 +33,7 @@ Shape check_inputs(const char* op, const at::Tensor& q, const at::Tensor& k, con
               ") must be a multiple of key/value heads (", k.size(1), ")");
   TORCH_CHECK(std::isfinite(scale), op, ": scale must be finite, got ", scale);
   const Shape s{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), dt};
-  TORCH_CHECK(attention_head_dim_supported(s.D), op, ": the CUDA kernels support head dims 32, 64 and 128, got ",
+  TORCH_CHECK(attention_head_dim_supported(s.D), op, ": the CUDA kernels support head dims 32, 64, 80, 96 and 128, got ",
               s.D);
   TORCH_CHECK(s.T < INT_MAX && s.S < INT_MAX && s.H < 65536 && s.B < 65536, op, ": tensor too large for the kernels");
   if (s.B * s.H * s.T > 0) {

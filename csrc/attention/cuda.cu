@@ -463,9 +463,11 @@ const char* dispatch_dim_causal(int64_t D, bool causal, F&& fn) {
   switch (D) {
     case 32: return go(std::integral_constant<int, 32>{});
     case 64: return go(std::integral_constant<int, 64>{});
+    case 80: return go(std::integral_constant<int, 80>{});
+    case 96: return go(std::integral_constant<int, 96>{});
     case 128: return go(std::integral_constant<int, 128>{});
   }
-  return "attention: head dim must be 32, 64 or 128";
+  return "attention: head dim must be 32, 64, 80, 96 or 128";
 }
 
 template <class K>
@@ -484,7 +486,7 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 }  // namespace
 
-bool attention_head_dim_supported(int64_t D) { return D == 32 || D == 64 || D == 128; }
+bool attention_head_dim_supported(int64_t D) { return D == 32 || D == 64 || D == 80 || D == 96 || D == 128; }
 
 const char* attention_forward(DType dt, const void* q, const void* k, const void* v, void* out, float* lse, int64_t B,
                               int64_t H, int64_t Hkv, int64_t T, int64_t S, int64_t D, bool causal, float scale,

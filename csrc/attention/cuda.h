@@ -1,6 +1,6 @@
 // Launchers of the fused attention CUDA kernels (cuda.cu). Pointers are device pointers to
 // contiguous tensors: q, out, dq, grad_out (B, H, T, D); k, v, dk, dv (B, Hkv, S, D); lse and dsum
-// fp32 (B, H, T). D must be 32, 64 or 128; H a multiple of Hkv; causal needs S >= T (query i sees
+// fp32 (B, H, T). D must be 32, 64, 80, 96 or 128; H a multiple of Hkv; causal needs S >= T (query i sees
 // keys j <= i + S - T). stream is a cudaStream_t. Each returns nullptr or an error's text.
 #pragma once
 
@@ -10,7 +10,7 @@
 
 namespace tinygpt::cuda {
 
-// Whether the kernels support this head dim (32, 64, 128).
+// Whether the kernels support this head dim (32, 64, 80, 96, 128).
 bool attention_head_dim_supported(int64_t D);
 
 // out = softmax(scale q k^T [masked]) v; lse = log-sum-exp of each row of scale q k^T (natural log).

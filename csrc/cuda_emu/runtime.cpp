@@ -210,7 +210,12 @@ const uint64_t* warp_exchange(const char* kind, uint64_t value) {
 
 int lane_id() { return tl_block->current->lane; }
 
-void* dynamic_smem() { return tl_block->smem.data(); }
+// 16-byte aligned but never 32-byte aligned: the least a GPU promises (static shared memory can
+// come first), so a kernel that needs more (WMMA: 32 bytes) must align the pointer itself.
+void* dynamic_smem() {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(tl_block->smem.data());
+  return reinterpret_cast<void*>(((p + 31) & ~uintptr_t(31)) + 16);
+}
 
 float* warp_scratch() { return &tl_block->scratch[static_cast<size_t>(tl_block->current->warp) * 512]; }
 
@@ -241,7 +246,7 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const void* func, const std::f
   b.nthreads = static_cast<unsigned>(nthreads);
   b.fibers.resize(nthreads);
   b.body = &body;
-  b.smem.assign(smem + 16, 0);
+  b.smem.assign(smem + 48, 0);
   const unsigned nwarps = (b.nthreads + kWarp - 1) / kWarp;
   b.scratch.assign(static_cast<size_t>(nwarps) * 512, 0.0f);
   b.exchange.assign(static_cast<size_t>(nwarps) * kWarp, 0);

@@ -24,7 +24,9 @@ def decode_attention(qkv, k_cache, v_cache, positions, cos, sin, n_heads: int, s
     """One decode step. qkv (B, (n_heads + 2 Hkv) D): the fused projection of each row's new token
     (query heads, then key heads, then value heads); k_cache and v_cache (B, Hkv, Smax, D), updated
     in place at `positions` (B,) int64 (-1: an idle row, left alone, output zeros); cos and sin
-    (>= Smax, D/2) float32. Returns (B, n_heads D). float32 or bfloat16."""
+    (>= Smax, D/2) float32. Returns (B, n_heads D). float32 or bfloat16 (and float16 on CUDA).
+    A position outside [-1, Smax) raises on the CPU; the CUDA kernel reads positions on the device
+    (no host sync, so it can run in a CUDA graph) and treats such a row as idle."""
     if scale is None:
         scale = 1.0 / math.sqrt(k_cache.shape[-1])
     if not use_kernel(qkv):

@@ -97,7 +97,10 @@ def sample(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0
     Ties at a threshold are always kept together; the draw is exact for the filtered, renormalized
     softmax (`tinygpt.ops.reference.sample_probs` spells it out). One uniform number per row comes
     from torch.rand(B, dtype=torch.float64, device=logits.device, generator=generator), so a seeded generator gives
-    reproducible ids. NaN or +inf logits, a row of only -inf and invalid parameters raise."""
+    reproducible ids. NaN or +inf logits, a row of only -inf and invalid parameters raise; on CUDA
+    (with its kernels enabled) the kernel never waits for the host, so such a row gets a negative
+    id instead (-1: NaN or +inf, -2: all -inf, -3: a per-row parameter or uniform out of range),
+    which no embedding accepts."""
     B = logits.shape[0] if logits.dim() == 2 else 1
     uniform = torch.rand(B, dtype=torch.float64, device=logits.device, generator=generator)
     return sample_with_uniform(logits, uniform, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
