@@ -360,7 +360,8 @@ def _add_train_parser(sub) -> None:
     g.add_argument("--dtype", choices=["auto", "fp32", "bf16"],
                    help="bf16 autocast with fp32 master weights, or fp32; auto: bf16 where the hardware has it "
                    "(CUDA, or a CPU with AVX512-BF16)")
-    g.add_argument("--device", help="auto (default: cuda if present), cpu, cuda or cuda:N")
+    g.add_argument("--device", help="auto (default: cuda if present), cpu, cuda or cuda:N; on CUDA, tinygpt's "
+                   "kernels run only with TINYGPT_CUDA_KERNELS=1 (else torch's ops)")
     g.add_argument("--threads", type=int, help="CPU threads (default: torch's choice, which honours OMP_NUM_THREADS)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--reference", action="store_true", help="use the plain PyTorch ops instead of the fused kernels")

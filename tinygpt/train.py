@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+import tinygpt.ops.cuda
 from tinygpt import checkpoint, evaluate, threads
 from tinygpt.fileio import atomic_write, read_versioned_json, write_json
 from tinygpt.model import GPT, PRESETS, get_preset
@@ -496,6 +497,9 @@ def _train(explicit: dict, resume: bool, dist: _Dist) -> dict:
             f"{str(dtype).replace('torch.', '')} on {device}"
             + (f" x {dist.world} processes" if dist.world > 1 else "")
             + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else "")
+            + ((", tinygpt's CUDA kernels" if tinygpt.ops.cuda.kernels_enabled() else
+                ", torch's ops (TINYGPT_CUDA_KERNELS=1 for tinygpt's CUDA kernels)")
+               if device.type == "cuda" and cfg.fused else "")
         )
 
     step = last_saved = start_step

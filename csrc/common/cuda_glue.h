@@ -17,9 +17,9 @@
 #ifdef TINYGPT_CUDA_EMU
 #define TINYGPT_CUDA_IMPL(m) TORCH_LIBRARY_IMPL(tinygpt_emu, CPU, m)
 #else
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <dlfcn.h>
 #define TINYGPT_CUDA_IMPL(m) TORCH_LIBRARY_IMPL(tinygpt, CUDA, m)
-// torch's stable C shim (libtorch_cuda): the current stream without torch's CUDA headers.
-extern "C" int32_t aoti_torch_get_current_cuda_stream(int32_t device_index, void** ret_stream);
 #endif
 
 namespace tinygpt::cuda {
@@ -30,10 +30,17 @@ inline void* stream_for(const at::Tensor& t) {
   (void)t;
   return nullptr;
 #else
+  // Without torch's CUDA headers (a CPU torch cannot compile them): torch's stable C shim in
+  // libtorch_cuda, looked up at run time so that no torch version can fail the import; else
+  // the device-generic c10::Stream::native_handle.
+  using GetStream = int32_t (*)(int32_t, void**);
+  static const GetStream get = [] {
+    void* lib = dlopen("libtorch_cuda.so", RTLD_LAZY | RTLD_NOLOAD);
+    return lib ? reinterpret_cast<GetStream>(dlsym(lib, "aoti_torch_get_current_cuda_stream")) : nullptr;
+  }();
   void* s = nullptr;
-  TORCH_CHECK(aoti_torch_get_current_cuda_stream(t.device().index(), &s) == 0,
-              "tinygpt: cannot get the current CUDA stream");
-  return s;
+  if (get && get(t.device().index(), &s) == 0) return s;
+  return c10::impl::getDeviceGuardImpl(t.device().type())->getStream(t.device()).native_handle();
 #endif
 }
 
