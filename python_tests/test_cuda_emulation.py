@@ -78,6 +78,14 @@ def test_wmma_layout_is_opaque():
     assert not torch.allclose(out, c, atol=1e-2)
 
 
+def test_wmma_store_is_not_a_memory_fence():
+    # A GPU lane may read what other lanes stored through store_matrix_sync only after a
+    # __syncwarp; the emulation lets each lane write its part after the lanes meet, so reading
+    # without the __syncwarp sees unwritten (NaN-poisoned) shared memory.
+    assert selftest.wmma_store_then_read(True) == [256.0] * 32
+    assert any(v != 256.0 for v in selftest.wmma_store_then_read(False))
+
+
 def test_dynamic_shared_memory_and_its_limit():
     n = 1000
     assert selftest.dynamic_smem(n, False) == [float(sum(range(n)))] * 64

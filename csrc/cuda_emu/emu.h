@@ -431,26 +431,30 @@ template <class Use, class T, class L>
 void load_matrix_sync(fragment<Use, 16, 16, 16, T, L>& f, const T* p, unsigned ldm) {
   static_assert(!std::is_same_v<Use, accumulator>, "accumulators are loaded with a layout_t argument");
   detail::check_ptr("load_matrix_sync", p, ldm, sizeof(T));
-  ::tinygpt::emu::warp_exchange("wmma.load", 0);
   const uint16_t* pos = detail::layout(f.use);
   const int lane = ::tinygpt::emu::lane_id();
   for (int i = 0; i < 8; ++i) {
     const int t = pos[lane * 8 + i], r = t / 16, c = t % 16;
     f.x[i] = std::is_same_v<L, row_major> ? p[r * ldm + c] : p[c * ldm + r];
   }
+  // Collective, but no memory fence: each lane reads before the lanes meet, so data other lanes
+  // wrote without a __syncwarp/__syncthreads first may not be there yet (as on a GPU).
+  ::tinygpt::emu::warp_exchange("wmma.load", 0);
 }
 inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ldm, layout_t l) {
   detail::check_ptr("load_matrix_sync", p, ldm, sizeof(float));
-  ::tinygpt::emu::warp_exchange("wmma.load", 0);
   const uint16_t* pos = detail::layout(2);
   const int lane = ::tinygpt::emu::lane_id();
   for (int i = 0; i < 8; ++i) {
     const int t = pos[lane * 8 + i], r = t / 16, c = t % 16;
     f.x[i] = l == mem_row_major ? p[r * ldm + c] : p[c * ldm + r];
   }
+  ::tinygpt::emu::warp_exchange("wmma.load", 0);
 }
 inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t l) {
   detail::check_ptr("store_matrix_sync", p, ldm, sizeof(float));
+  // The lanes meet first, then each writes its own elements: another lane may read them only
+  // after a __syncwarp/__syncthreads (as on a GPU).
   ::tinygpt::emu::warp_exchange("wmma.store", 0);
   const uint16_t* pos = detail::layout(2);
   const int lane = ::tinygpt::emu::lane_id();

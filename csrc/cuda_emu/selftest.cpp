@@ -110,6 +110,20 @@ __global__ void wmma_layout_abuse_kernel(const __half* a, const __half* b, float
   (void)a;
 }
 
+// Lanes read a tile other lanes stored, with or without the __syncwarp a GPU needs in between.
+template <bool Sync>
+__global__ void wmma_store_then_read_kernel(float* out) {
+  using namespace nvcuda;
+  float* tile = tg_dynamic_smem<float>() + 4;  // 32-byte aligned (the base is 16 mod 32)
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+  wmma::fill_fragment(acc, 1.0f);
+  wmma::store_matrix_sync(tile, acc, 16, wmma::mem_row_major);
+  if (Sync) __syncwarp();
+  float s = 0.0f;
+  for (int i = 0; i < 256; ++i) s += tile[i];
+  out[threadIdx.x] = s;
+}
+
 __global__ void divergent_barrier_kernel(float* x) {
   if (threadIdx.x < 16) return;
   __syncthreads();
@@ -236,6 +250,12 @@ void bind_emulation_selftest(py::module_& m) {
     else if (what == "huge_block") launch(trap_kernel, dim3(1), dim3(2048), 0, static_cast<float*>(x));
     else if (what == "trap") launch(trap_kernel, dim3(2), dim3(32), 0, static_cast<float*>(x));
     else throw std::invalid_argument("unknown misuse " + what);
+  });
+  t.def("wmma_store_then_read", [](bool sync) {
+    std::vector<float> out(32);
+    auto k = sync ? wmma_store_then_read_kernel<true> : wmma_store_then_read_kernel<false>;
+    launch(k, dim3(1), dim3(32), size_t(2048), out.data());
+    return out;
   });
   t.def("dynamic_smem", [](int n, bool raise_limit) {
     std::vector<float> out(64);
