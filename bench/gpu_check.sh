@@ -28,7 +28,8 @@ echo "building for sm_$ARCH"
 stage "build (pip install --no-build-isolation --no-deps, CUDA on)"
 b0=$(date +%s)
 CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 420 "$PY" -m pip install --no-build-isolation --no-deps --no-cache-dir -q \
-  -Ccmake.define.TINYGPT_CUDA=ON "-Ccmake.define.TINYGPT_CUDA_ARCHS=$ARCH" -Cbuild-dir=build/gpu_check .
+  -Ccmake.define.TINYGPT_CUDA=ON "-Ccmake.define.TINYGPT_CUDA_ARCHS=$ARCH" -Ccmake.define.TINYGPT_CUDA_EMU=OFF \
+  -Cbuild-dir=build/gpu_check .
 build_rc=$?
 build_s=$(( $(date +%s) - b0 ))
 echo "build: rc=$build_rc in ${build_s}s"
