@@ -10,96 +10,43 @@ import math
 import pytest
 import torch
 
+from test_ops_sample import ONE_MINUS, repeat_rows
+from test_ops_sample import assert_matches_reference as _assert_matches_reference
 from tinygpt.ops import reference
 
-ONE_MINUS = math.nextafter(1.0, 0.0)  # the largest uniform below 1
-FP32_EXP_FLOOR = 2e-38  # fp32 exp is 0 below e^-87.3: the kernel drops what the float64 reference keeps
+
+def assert_matches_reference(got, logits, *args, **kw):
+    """test_ops_sample's check (equal to reference.sample_probs where the supports agree, else
+    within threshold slack), on CPU copies."""
+    _assert_matches_reference(got.cpu(), logits.cpu(), *args, **kw)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
 
 
-def probs_of(ops, logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0):
-    """op.sample_probs with each parameter a number or a per-row tensor (as tinygpt.ops.sample)."""
+def _params(temperature, top_k, top_p, min_p, device):
+    """The op's (per-row tensors, scalars) for parameters given as numbers or per-row tensors."""
     args, scalars = [], []
     for v, neutral in ((temperature, 1.0), (top_k, 0), (top_p, 1.0), (min_p, 0.0)):
-        if isinstance(v, torch.Tensor):
-            args.append(v.to(logits.device))
-            scalars.append(neutral)
-        else:
-            args.append(None)
-            scalars.append(v)
-    return ops.sample_probs(logits, *args, *scalars)
+        tensor = isinstance(v, torch.Tensor)
+        args.append(v.to(device) if tensor else None)
+        scalars.append(neutral if tensor else v)
+    return args + scalars
+
+
+def probs_of(ops, logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0):
+    """op.sample_probs with each parameter a number or a per-row tensor (as tinygpt.ops.sample)."""
+    return ops.sample_probs(logits, *_params(temperature, top_k, top_p, min_p, logits.device))
 
 
 def draw(ops, logits, u, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0):
-    args, scalars = [], []
-    for v, neutral in ((temperature, 1.0), (top_k, 0), (top_p, 1.0), (min_p, 0.0)):
-        if isinstance(v, torch.Tensor):
-            args.append(v.to(logits.device))
-            scalars.append(neutral)
-        else:
-            args.append(None)
-            scalars.append(v)
-    return ops.sample(logits, u.to(logits.device), *args, *scalars)
+    return ops.sample(logits, u.to(logits.device), *_params(temperature, top_k, top_p, min_p, logits.device))
 
 
 def cpu_logits(logits):
     """The logits as the CPU op takes them (float16 widened exactly to float32)."""
     x = logits.cpu()
     return x.float() if x.dtype == torch.float16 else x
-
-
-def tempered(logits, temperature):
-    x = logits.double()
-    e = torch.exp((x - x.amax(-1, keepdim=True)) / temperature)
-    return torch.where(x == float("-inf"), torch.zeros_like(e), e)
-
-
-def kept_with_slack(e, top_k, top_p, min_p, slack):
-    """The reference's kept set (one row of e) with every threshold moved by a relative `slack`."""
-    V = e.numel()
-    es = e.sort(descending=True).values
-    tau_k = es[top_k - 1].item() * (1 + slack) if 0 < top_k < V else 0.0
-    tau = max(tau_k, min_p * (1 + slack))
-    p = top_p * (1 - slack)
-    if p < 1:
-        kept_k = es * (es >= tau_k)
-        cs = kept_k.cumsum(0)
-        j = min(int((cs < p * cs[-1]).sum().item()), V - 1)
-        tau = max(tau, es[j].item())
-    return e >= tau
-
-
-def assert_matches_reference(got, logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0):
-    """As test_ops_sample: equal to reference.sample_probs where the supports agree (nearly always);
-    else a support between the reference's with the thresholds tightened and loosened by 1e-5, and
-    e renormalized over it. Scalar parameters."""
-    got = got.cpu()
-    logits = logits.cpu()
-    ref = reference.sample_probs(logits, temperature, top_k, top_p, min_p)
-    assert got.dtype == torch.float64 and got.shape == ref.shape
-    torch.testing.assert_close(got.sum(-1), torch.ones(got.shape[0], dtype=torch.float64))
-    if temperature == 0:
-        assert torch.equal(got, ref)
-        return
-    e = tempered(logits, temperature)
-    for r in range(got.shape[0]):
-        support = got[r] > 0
-        if torch.equal(support, ref[r] > 0):
-            torch.testing.assert_close(got[r], ref[r], rtol=2e-5, atol=1e-12)
-            continue
-        seen = e[r] >= FP32_EXP_FLOOR
-        tight = kept_with_slack(e[r], top_k, top_p, min_p, 1e-5) & seen
-        loose = kept_with_slack(e[r], top_k, top_p, min_p, -1e-5)
-        assert not (tight & ~support).any(), f"row {r}: dropped {(tight & ~support).nonzero().flatten().tolist()[:10]}"
-        assert not (support & ~loose).any(), f"row {r}: kept {(support & ~loose).nonzero().flatten().tolist()[:10]}"
-        want = e[r] * support
-        torch.testing.assert_close(got[r], want / want.sum(), rtol=2e-5, atol=1e-12)
-
-
-def repeat_rows(row, n):
-    return row.reshape(1, -1).expand(n, -1).contiguous()
 
 
 def rows_for(V, kind, seed=0, B=2):

@@ -62,6 +62,12 @@ __device__ __forceinline__ bf16 tg_from_float<bf16>(float v) { return __float2bf
 template <>
 __device__ __forceinline__ fp16 tg_from_float<fp16>(float v) { return __float2half(v); }
 
+// N consecutive elements moved as one load/store (up to 16 bytes, aligned to its size).
+template <class E, int N>
+struct alignas(sizeof(E) * N < 16 ? sizeof(E) * N : 16) Pack {
+  E v[N];
+};
+
 // Warp-wide sum / max by a butterfly (every lane gets the result).
 __device__ __forceinline__ float tg_warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

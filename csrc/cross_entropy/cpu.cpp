@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/cpu_isa.h"
+#include "cross_entropy/checks.h"
 #include "cross_entropy/kernel_api.h"
 
 namespace tinygpt {
@@ -30,18 +31,7 @@ namespace {
 void check_logits_targets(const char* op, const at::Tensor& logits, const at::Tensor& targets) {
   TORCH_CHECK(logits.device().is_cpu(), op, ": logits must be a CPU tensor, got one on ", logits.device());
   TORCH_CHECK(targets.device().is_cpu(), op, ": targets must be a CPU tensor, got one on ", targets.device());
-  TORCH_CHECK_TYPE(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kBFloat16, op,
-                   ": logits must be float32 or bfloat16, got ", logits.scalar_type());
-  TORCH_CHECK_TYPE(targets.scalar_type() == at::kLong, op, ": targets must be int64 class indices, got ",
-                   targets.scalar_type());
-  TORCH_CHECK_VALUE(logits.dim() == 2, op, ": logits must be 2-D (N, V), got shape ", logits.sizes());
-  TORCH_CHECK_VALUE(logits.size(1) >= 1, op, ": logits need at least one class (V >= 1), got shape ",
-                    logits.sizes());
-  TORCH_CHECK_VALUE(targets.dim() == 1 && targets.size(0) == logits.size(0), op,
-                    ": targets must have shape (N,) with N = ", logits.size(0), " (the rows of logits ",
-                    logits.sizes(), "), got shape ", targets.sizes());
-  TORCH_CHECK(logits.is_contiguous(), op, ": logits must be contiguous");
-  TORCH_CHECK(targets.is_contiguous(), op, ": targets must be contiguous");
+  check_logits_targets_shapes(op, logits, targets, false);
 }
 
 // The number of targets that are not ignore_index; any other target must lie in [0, V).

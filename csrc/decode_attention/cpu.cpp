@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/cpu_isa.h"
+#include "decode_attention/checks.h"
 #include "decode_attention/kernel_api.h"
 
 namespace tinygpt {
@@ -28,35 +29,10 @@ at::Tensor decode_attention_cpu(const at::Tensor& qkv, at::Tensor& k_cache, at::
   constexpr const char* op = "tinygpt::decode_attention";
   const at::Tensor& kc_in = k_cache;
   const at::Tensor& vc_in = v_cache;
-  for (const at::Tensor* t : {&qkv, &kc_in, &vc_in, &positions, &cos, &sin}) {
+  for (const at::Tensor* t : {&qkv, &kc_in, &vc_in, &positions, &cos, &sin})
     TORCH_CHECK(t->device().is_cpu(), op, ": this kernel runs on CPU tensors, got one on ", t->device());
-    TORCH_CHECK(t->is_contiguous(), op, ": inputs must be contiguous");
-  }
-  TORCH_CHECK_TYPE(qkv.scalar_type() == at::kFloat || qkv.scalar_type() == at::kBFloat16, op,
-                   ": qkv must be float32 or bfloat16, got ", qkv.scalar_type());
-  TORCH_CHECK_TYPE(k_cache.scalar_type() == qkv.scalar_type() && v_cache.scalar_type() == qkv.scalar_type(), op,
-                   ": the caches must have qkv's dtype (", qkv.scalar_type(), "), got ", k_cache.scalar_type(),
-                   " and ", v_cache.scalar_type());
-  TORCH_CHECK_TYPE(positions.scalar_type() == at::kLong, op, ": positions must be int64, got ",
-                   positions.scalar_type());
-  TORCH_CHECK_TYPE(cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat, op,
-                   ": cos and sin must be float32");
-  TORCH_CHECK_VALUE(k_cache.dim() == 4 && k_cache.sizes() == v_cache.sizes(), op,
-                    ": k_cache and v_cache must have one shape (B, Hkv, Smax, D), got ", k_cache.sizes(), " and ",
-                    v_cache.sizes());
-  const int64_t B = k_cache.size(0), Hkv = k_cache.size(1), Smax = k_cache.size(2), D = k_cache.size(3);
-  TORCH_CHECK_VALUE(Hkv > 0 && n_heads > 0 && n_heads % Hkv == 0, op, ": n_heads (", n_heads,
-                    ") must be a positive multiple of the cache's key/value heads (", Hkv, ")");
-  TORCH_CHECK_VALUE(D > 0 && D % 2 == 0, op, ": head dim must be even and positive, got ", D);
-  TORCH_CHECK_VALUE(qkv.dim() == 2 && qkv.size(0) == B && qkv.size(1) == (n_heads + 2 * Hkv) * D, op,
-                    ": qkv must have shape (B, (n_heads + 2 Hkv) D) = (", B, ", ", (n_heads + 2 * Hkv) * D,
-                    "), got ", qkv.sizes());
-  TORCH_CHECK_VALUE(positions.dim() == 1 && positions.size(0) == B, op, ": positions must have shape (", B,
-                    ",), got ", positions.sizes());
-  TORCH_CHECK_VALUE(cos.dim() == 2 && cos.sizes() == sin.sizes() && cos.size(0) >= Smax && cos.size(1) == D / 2,
-                    op, ": cos and sin must have shape (>= ", Smax, ", ", D / 2, "), got ", cos.sizes(), " and ",
-                    sin.sizes());
-  TORCH_CHECK_VALUE(std::isfinite(scale), op, ": scale must be finite, got ", scale);
+  const auto shape = check_decode_inputs(op, qkv, kc_in, vc_in, positions, cos, sin, n_heads, scale, false);
+  const int64_t B = shape[0], Hkv = shape[1], Smax = shape[2], D = shape[3];
   const int64_t* pos = positions.data_ptr<int64_t>();
   for (int64_t b = 0; b < B; ++b)
     TORCH_CHECK_INDEX(pos[b] >= -1 && pos[b] < Smax, op, ": positions[", b, "] = ", pos[b],

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/cuda_glue.h"
+#include "decode_attention/checks.h"
 #include "decode_attention/cuda.h"
 
 namespace tinygpt::cuda {
@@ -16,38 +17,11 @@ at::Tensor decode_attention_cuda(const at::Tensor& qkv, at::Tensor& k_cache, at:
                                  int64_t n_heads, double scale) {
   constexpr const char* op = "tinygpt::decode_attention";
   check_device(op, qkv, k_cache, v_cache, positions, cos, sin);
-  for (const at::Tensor* t : {&qkv, static_cast<const at::Tensor*>(&k_cache), static_cast<const at::Tensor*>(&v_cache),
-                              &positions, &cos, &sin})
-    TORCH_CHECK(t->is_contiguous(), op, ": inputs must be contiguous");
-  TORCH_CHECK_TYPE(qkv.scalar_type() == at::kFloat || qkv.scalar_type() == at::kBFloat16 ||
-                       qkv.scalar_type() == at::kHalf,
-                   op, ": qkv must be float32, bfloat16 or float16, got ", qkv.scalar_type());
+  const auto shape = check_decode_inputs(op, qkv, k_cache, v_cache, positions, cos, sin, n_heads, scale, true);
+  const int64_t B = shape[0], Hkv = shape[1], Smax = shape[2], D = shape[3];
   const DType dt = dtype_of(op, qkv);
-  TORCH_CHECK_TYPE(k_cache.scalar_type() == qkv.scalar_type() && v_cache.scalar_type() == qkv.scalar_type(), op,
-                   ": the caches must have qkv's dtype (", qkv.scalar_type(), "), got ", k_cache.scalar_type(),
-                   " and ", v_cache.scalar_type());
-  TORCH_CHECK_TYPE(positions.scalar_type() == at::kLong, op, ": positions must be int64, got ",
-                   positions.scalar_type());
-  TORCH_CHECK_TYPE(cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat, op,
-                   ": cos and sin must be float32");
-  TORCH_CHECK_VALUE(k_cache.dim() == 4 && k_cache.sizes() == v_cache.sizes(), op,
-                    ": k_cache and v_cache must have one shape (B, Hkv, Smax, D), got ", k_cache.sizes(), " and ",
-                    v_cache.sizes());
-  const int64_t B = k_cache.size(0), Hkv = k_cache.size(1), Smax = k_cache.size(2), D = k_cache.size(3);
-  TORCH_CHECK_VALUE(Hkv > 0 && n_heads > 0 && n_heads % Hkv == 0, op, ": n_heads (", n_heads,
-                    ") must be a positive multiple of the cache's key/value heads (", Hkv, ")");
-  TORCH_CHECK_VALUE(D > 0 && D % 2 == 0, op, ": head dim must be even and positive, got ", D);
   TORCH_CHECK_VALUE(D <= kDecodeMaxHeadDim, op, ": the CUDA kernel takes head dims up to ", kDecodeMaxHeadDim,
                     ", got ", D);
-  TORCH_CHECK_VALUE(qkv.dim() == 2 && qkv.size(0) == B && qkv.size(1) == (n_heads + 2 * Hkv) * D, op,
-                    ": qkv must have shape (B, (n_heads + 2 Hkv) D) = (", B, ", ", (n_heads + 2 * Hkv) * D,
-                    "), got ", qkv.sizes());
-  TORCH_CHECK_VALUE(positions.dim() == 1 && positions.size(0) == B, op, ": positions must have shape (", B,
-                    ",), got ", positions.sizes());
-  TORCH_CHECK_VALUE(cos.dim() == 2 && cos.sizes() == sin.sizes() && cos.size(0) >= Smax && cos.size(1) == D / 2,
-                    op, ": cos and sin must have shape (>= ", Smax, ", ", D / 2, "), got ", cos.sizes(), " and ",
-                    sin.sizes());
-  TORCH_CHECK_VALUE(std::isfinite(scale), op, ": scale must be finite, got ", scale);
   c10::OptionalDeviceGuard guard(qkv.device());
   at::Tensor out = at::empty({B, n_heads * D}, qkv.options());
   if (B == 0) return out;

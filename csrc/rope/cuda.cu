@@ -13,12 +13,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// N consecutive elements as one load/store (16 bytes for the data, N floats for the tables).
-template <class E, int N>
-struct alignas(sizeof(E) * N < 16 ? sizeof(E) * N : 16) Pack {
-  E v[N];
-};
-
 // Pairs [p * N, p * N + N) of the B*T*H*(D/2) pairs; N divides D/2.
 template <class T, int N>
 __global__ void __launch_bounds__(kThreads)

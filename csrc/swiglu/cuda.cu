@@ -11,11 +11,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-template <class E, int N>
-struct alignas(sizeof(E) * N < 16 ? sizeof(E) * N : 16) Pack {
-  E v[N];
-};
-
 __device__ __forceinline__ float sigmoid(float a) { return 1.0f / (1.0f + expf(-a)); }
 
 // Calls f(i) for element i of the n / N packs' elements, then for the tail elements.
