@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot GPU check, for a fresh GPU machine with a CUDA build of torch, nvcc and no network:
 # builds tinygpt with its CUDA kernels, runs the CUDA tests on the GPU, runs the GPU benchmarks
-# (bench/bench_gpu.py), and writes into OUT_DIR:
+# (bench/bench_gpu.py), runs every kernel once under compute-sanitizer (memcheck, racecheck,
+# synccheck; bench/cuda_sanitize.py) while time allows, and writes into OUT_DIR:
 #   gpu_check.log   everything printed
 #   gpu_check.json  summary: GPU, versions, build time, test counts, failures, benchmark figures
 #   cuda_tests.xml  the tests' JUnit report;  gpu_bench.json  the benchmarks' figures
@@ -36,6 +37,7 @@ echo "build: rc=$build_rc in ${build_s}s"
 
 tests_rc=99
 bench_rc=99
+sanitize=""
 if [ "$build_rc" = 0 ]; then
   "$PY" -c "import tinygpt._C as C, torch; assert C.with_cuda, 'built without CUDA'; print('tinygpt._C with CUDA kernels; GPU', torch.cuda.get_device_name())"
   stage "CUDA tests on the GPU (the emulation's run in CI)"
@@ -45,14 +47,27 @@ if [ "$build_rc" = 0 ]; then
   stage "GPU benchmarks"
   TINYGPT_CUDA_KERNELS=1 timeout 240 "$PY" bench/bench_gpu.py --json "$OUT/gpu_bench.json"
   bench_rc=$?
+  # compute-sanitizer over one small run of every kernel (bench/cuda_sanitize.py), while the
+  # 8 minutes allow: out-of-bounds accesses, shared-memory races and divergent barriers that
+  # the CPU emulation cannot show. 7 = errors found; 124 = out of time (not a failure).
+  for tool in memcheck racecheck synccheck; do
+    if [ $(( $(date +%s) - start )) -gt 380 ] || ! command -v compute-sanitizer >/dev/null; then
+      sanitize="$sanitize $tool=skipped"
+      continue
+    fi
+    stage "compute-sanitizer --tool $tool"
+    timeout 90 compute-sanitizer --tool "$tool" --error-exitcode 7 "$PY" bench/cuda_sanitize.py
+    sanitize="$sanitize $tool=$?"
+  done
 fi
 
 stage "summary"
-"$PY" - "$OUT" "$build_rc" "$build_s" "$tests_rc" "$bench_rc" "$(( $(date +%s) - start ))" <<'EOF'
+"$PY" - "$OUT" "$sanitize" "$build_rc" "$build_s" "$tests_rc" "$bench_rc" "$(( $(date +%s) - start ))" <<'EOF'
 import json, os, sys
 import xml.etree.ElementTree as ET
-out, build_rc, build_s, tests_rc, bench_rc, total = sys.argv[1], *map(int, sys.argv[2:])
+out, sanitize, build_rc, build_s, tests_rc, bench_rc, total = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 s = {"build_rc": build_rc, "build_s": build_s, "tests_rc": tests_rc, "bench_rc": bench_rc, "total_s": total}
+s["sanitizer"] = {k: (int(v) if v.lstrip("-").isdigit() else v) for k, v in (x.split("=") for x in sanitize.split())}
 try:
     import torch
     s.update(gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None, torch=torch.__version__,
@@ -72,7 +87,8 @@ bench = os.path.join(out, "gpu_bench.json")
 if os.path.exists(bench):
     with open(bench) as f:
         s["bench"] = json.load(f)
-s["ok"] = build_rc == 0 and tests_rc == 0 and bench_rc == 0
+s["ok"] = (build_rc == 0 and tests_rc == 0 and bench_rc == 0
+           and not any(v not in (0, 124, "skipped") for v in s["sanitizer"].values()))
 with open(os.path.join(out, "gpu_check.json"), "w") as f:
     json.dump(s, f, indent=2)
 print(json.dumps({k: v for k, v in s.items() if k != "bench"}, indent=2))
