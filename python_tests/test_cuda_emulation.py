@@ -104,6 +104,7 @@ def test_dynamic_shared_memory_and_its_limit():
     ("too_much_smem", "shared memory"),
     ("huge_block", "threads"),
     ("trap", "__trap"),
+    ("smem_overflow", "outside the 64 bytes of dynamic shared memory"),
 ])
 def test_misuse_fails_loudly(what, message):
     with pytest.raises(RuntimeError, match=message):

@@ -8,8 +8,8 @@
 // votes (full mask only), atomics, bf16/fp16 types with explicit conversions, the math the
 // kernels call, and WMMA 16x16x16 fragments with an emulation-private, scrambled element layout.
 // Anything else does not compile, and misuse (divergent barriers, partial warps in warp ops,
-// misaligned WMMA pointers, too much shared memory, bad launch shapes) fails the launch with an
-// exception naming the problem.
+// misaligned WMMA pointers, too much shared memory, writes outside the dynamic shared memory,
+// bad launch shapes) fails the launch with an exception naming the problem.
 #pragma once
 
 #include <algorithm>

@@ -21,6 +21,7 @@ thread_local cudaError_t last_error = cudaSuccess;
 namespace {
 
 constexpr size_t kStack = 256 * 1024;
+constexpr unsigned char kGuardByte = 0xa5;
 
 enum class State { ready, at_block_barrier, at_warp_point, done, failed };
 
@@ -61,7 +62,8 @@ struct BlockRun {
   ucontext_t sched;
   Fiber* current = nullptr;
   const std::function<void()>* body = nullptr;
-  std::vector<unsigned char> smem;
+  std::vector<unsigned char> smem;  // guard | dynamic shared memory | guard
+  size_t smem_offset = 0;
   std::vector<float> scratch;  // per warp: 512 floats for WMMA
   std::vector<uint64_t> exchange;  // per warp: 32 deposits
   std::string error;
@@ -212,10 +214,7 @@ int lane_id() { return tl_block->current->lane; }
 
 // 16-byte aligned but never 32-byte aligned: the least a GPU promises (static shared memory can
 // come first), so a kernel that needs more (WMMA: 32 bytes) must align the pointer itself.
-void* dynamic_smem() {
-  const uintptr_t p = reinterpret_cast<uintptr_t>(tl_block->smem.data());
-  return reinterpret_cast<void*>(((p + 31) & ~uintptr_t(31)) + 16);
-}
+void* dynamic_smem() { return tl_block->smem.data() + tl_block->smem_offset; }
 
 float* warp_scratch() { return &tl_block->scratch[static_cast<size_t>(tl_block->current->warp) * 512]; }
 
@@ -246,7 +245,12 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const void* func, const std::f
   b.nthreads = static_cast<unsigned>(nthreads);
   b.fibers.resize(nthreads);
   b.body = &body;
-  b.smem.assign(smem + 48, 0);
+  constexpr size_t kGuard = 64;
+  b.smem.assign(smem + 2 * kGuard + 32, 0);
+  {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(b.smem.data()) + kGuard;
+    b.smem_offset = (((p + 31) & ~uintptr_t(31)) + 16) - reinterpret_cast<uintptr_t>(b.smem.data());
+  }
   const unsigned nwarps = (b.nthreads + kWarp - 1) / kWarp;
   b.scratch.assign(static_cast<size_t>(nwarps) * 512, 0.0f);
   b.exchange.assign(static_cast<size_t>(nwarps) * kWarp, 0);
@@ -271,8 +275,19 @@ void run_grid(dim3 grid, dim3 block, size_t smem, const void* func, const std::f
                      static_cast<unsigned>(id / (uint64_t(grid.x) * grid.y))};
       for (Fiber& f : b.fibers) f.tctx.block_idx = bi;
       // Shared memory starts as garbage on a GPU; poison it so reads before writes show.
-      std::fill(b.smem.begin(), b.smem.end(), static_cast<unsigned char>(0xff));
+      // Guards around it catch writes past either end.
+      std::fill(b.smem.begin(), b.smem.end(), kGuardByte);
+      std::fill(b.smem.begin() + b.smem_offset, b.smem.begin() + b.smem_offset + smem, static_cast<unsigned char>(0xff));
       run_block(b, rng);
+      for (size_t i = 0; i < b.smem.size(); ++i) {
+        if (i >= b.smem_offset && i < b.smem_offset + smem) continue;
+        if (b.smem[i] != kGuardByte) {
+          const long long at = static_cast<long long>(i) - static_cast<long long>(b.smem_offset);
+          throw std::runtime_error("CUDA emulation: a write outside the " + std::to_string(smem) +
+                                   " bytes of dynamic shared memory (at byte " + std::to_string(at) + ") in block (" +
+                                   std::to_string(bi.x) + "," + std::to_string(bi.y) + "," + std::to_string(bi.z) + ")");
+        }
+      }
     }
   } catch (...) {
     tl_block = nullptr;

@@ -156,6 +156,12 @@ __global__ void dynamic_smem_kernel(float* out, int n) {
 
 __global__ void trap_kernel(float*) { __trap(); }
 
+// Writes one float past the end of its n floats of dynamic shared memory.
+__global__ void smem_overflow_kernel(int n) {
+  float* s = tg_dynamic_smem<float>();
+  if (threadIdx.x == 0) s[n] = 1.0f;
+}
+
 template <class... P>
 void launch(void (*k)(P...), dim3 g, dim3 b, size_t smem, P... args) {
   TG_LAUNCH(k, g, b, smem, nullptr)(args...);
@@ -248,6 +254,7 @@ void bind_emulation_selftest(py::module_& m) {
     else if (what == "misaligned_wmma") launch(misaligned_wmma_kernel, dim3(1), dim3(32), 0, static_cast<const __half*>(h), static_cast<float*>(x));
     else if (what == "too_much_smem") launch(trap_kernel, dim3(1), dim3(32), size_t(64 * 1024), static_cast<float*>(x));
     else if (what == "huge_block") launch(trap_kernel, dim3(1), dim3(2048), 0, static_cast<float*>(x));
+    else if (what == "smem_overflow") launch(smem_overflow_kernel, dim3(1), dim3(32), size_t(64), 16);
     else if (what == "trap") launch(trap_kernel, dim3(2), dim3(32), 0, static_cast<float*>(x));
     else throw std::invalid_argument("unknown misuse " + what);
   });
