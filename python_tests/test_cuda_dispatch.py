@@ -105,3 +105,13 @@ def test_padding_the_head_dim_changes_nothing(D, padded):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     for a, b in zip(torch.autograd.grad(got, (q, k, v), do), grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_decoder_cuda_graphs_only_on_cuda_with_the_kernels():
+    from tinygpt.decode import Decoder
+    from tinygpt.model import GPT, GPTConfig
+
+    model = GPT(GPTConfig(vocab_size=50, dim=64, n_layers=1, n_heads=2, max_seq_len=16))
+    assert not Decoder(model, 2).cuda_graph
+    with pytest.raises(ValueError, match="cuda_graph needs the model on a CUDA device"):
+        Decoder(model, 2, cuda_graph=True)

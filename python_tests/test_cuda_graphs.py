@@ -56,3 +56,41 @@ def test_sampling_replays_in_a_cuda_graph():
         graph.replay()
         eager = torch.ops.tinygpt.sample(logits, u, None, None, None, None, 0.8, 50, 0.9, 0.0)
         assert torch.equal(ids, eager)
+
+
+def test_decoder_steps_replayed_as_a_cuda_graph_match_eager_steps():
+    from tinygpt.decode import Decoder
+    from tinygpt.model import GPT, GPTConfig
+    from tinygpt.ops import cuda
+
+    cuda.set_kernels_enabled(True)
+    try:
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=101, dim=128, n_layers=2, n_heads=2, max_seq_len=64)).cuda().eval()
+        prompts = torch.randint(0, 101, (3, 5))
+        decs = [Decoder(model, 3, dtype="fp32", cuda_graph=g) for g in (True, False)]
+        assert decs[0].cuda_graph and not decs[1].cuda_graph
+        logits = [d.prefill(torch.arange(3), prompts) for d in decs]
+        active = torch.tensor([True, False, True])
+        for step in range(6):
+            torch.testing.assert_close(logits[0], logits[1], rtol=1e-4, atol=1e-4)
+            nxt = logits[1].argmax(-1).cpu()
+            logits = [d.step(nxt, active).clone() for d in decs]
+            assert torch.equal(decs[0].lengths, decs[1].lengths)
+    finally:
+        cuda.set_kernels_enabled(None)
+
+
+def test_cuda_graph_needs_the_cuda_kernels():
+    from tinygpt.decode import Decoder
+    from tinygpt.model import GPT, GPTConfig
+    from tinygpt.ops import cuda
+
+    cuda.set_kernels_enabled(False)
+    try:
+        model = GPT(GPTConfig(vocab_size=50, dim=64, n_layers=1, n_heads=2, max_seq_len=16)).cuda()
+        with pytest.raises(ValueError, match="TINYGPT_CUDA_KERNELS"):
+            Decoder(model, 2, cuda_graph=True)
+        assert not Decoder(model, 2).cuda_graph
+    finally:
+        cuda.set_kernels_enabled(None)

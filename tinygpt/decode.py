@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tinygpt.model import GPT, _ops
+from tinygpt.ops.cuda import kernels_enabled
 from tinygpt.precision import pick_dtype
 
 class Decoder:
@@ -25,10 +26,13 @@ class Decoder:
     The weights are read from the model when the decoder is made (packed copies, cast to
     `dtype`: 'auto', 'fp32' or 'bf16', see `tinygpt.precision.pick_dtype`): make a new decoder
     after changing the model. With `model.fused`, tinygpt's kernels run on the CPU, and on CUDA
-    where they are enabled (`tinygpt.ops.cuda`); elsewhere the plain PyTorch ops do."""
+    where they are enabled (`tinygpt.ops.cuda`); elsewhere the plain PyTorch ops do. `cuda_graph`
+    (default: on where possible, i.e. on CUDA with the kernels enabled) records the first step as
+    a CUDA graph and replays it for the next ones."""
 
     @torch.no_grad()
-    def __init__(self, model: GPT, batch_size: int, max_len: int | None = None, *, dtype="auto"):
+    def __init__(self, model: GPT, batch_size: int, max_len: int | None = None, *, dtype="auto",
+                 cuda_graph: bool | None = None):
         cfg = model.config
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -39,6 +43,15 @@ class Decoder:
         self.device = model.tok_embeddings.weight.device
         self.dtype = pick_dtype(dtype, self.device)
         self.ops = _ops(model.fused)  # on CUDA: kernels if enabled (tinygpt.ops.cuda), else torch ops
+        # A decode step is a few dozen small kernels: on a GPU, replaying them as one captured
+        # CUDA graph saves the launches. Needs the fused decode kernel (the plain one reads the
+        # positions on the host).
+        graphable = self.device.type == "cuda" and model.fused and kernels_enabled()
+        if cuda_graph and not graphable:
+            raise ValueError("cuda_graph needs the model on a CUDA device with fused=True and tinygpt's CUDA "
+                             "kernels enabled (TINYGPT_CUDA_KERNELS=1)")
+        self.cuda_graph = graphable if cuda_graph is None else cuda_graph
+        self._graph = None
         dt = self.dtype
 
         def w(t):
@@ -100,22 +113,50 @@ class Decoder:
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
         """Appends `tokens` (B,) to the rows (those with `active` (B,) bool true; by default all)
-        and returns the next-token logits (B, V) float32 (rows left out get garbage)."""
-        cfg, ops = self.config, self.ops
+        and returns the next-token logits (B, V) float32 (rows left out get garbage). With CUDA
+        graphs the logits live in a buffer that the next step overwrites."""
         positions = self.lengths.clone()
         if active is not None:
             positions[~active] = -1
         if int(positions.max()) >= self.max_len:
             raise ValueError(f"the cache is full ({self.max_len} tokens): no room for another token")
-        pos_dev = positions.to(self.device)
-        x = F.embedding(torch.as_tensor(tokens, device=self.device), self.embedding)
+        if self.cuda_graph:
+            if self._graph is None:
+                self._capture()
+            self._tokens.copy_(torch.as_tensor(tokens, dtype=torch.long).reshape(-1))
+            self._positions.copy_(positions)
+            self._graph.replay()
+            logits = self._graph_logits  # overwritten by the next step
+        else:
+            logits = self._step(torch.as_tensor(tokens, device=self.device), positions.to(self.device))
+        self.lengths += positions >= 0
+        return logits
+
+    def _capture(self):
+        """Records one decode step as a CUDA graph over static token and position buffers."""
+        B = self.batch_size
+        self._tokens = torch.zeros(B, dtype=torch.long, device=self.device)
+        self._positions = torch.full((B,), -1, dtype=torch.long, device=self.device)  # idle: no cache write
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):  # warm-up off the capture, as torch asks
+            self._step(self._tokens, self._positions)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._graph_logits = self._step(self._tokens, self._positions)
+        self._graph = graph
+
+    def _step(self, tokens_dev, pos_dev):
+        """The device work of one decode step (no host synchronisation)."""
+        cfg, ops = self.config, self.ops
+        x = F.embedding(tokens_dev, self.embedding)
         for i, L in enumerate(self.layers):
             qkv = F.linear(ops.rms_norm(x, L["norm1"], cfg.norm_eps), L["wqkv"])
             y = ops.decode_attention(qkv, self.k[i], self.v[i], pos_dev, self.cos, self.sin, cfg.n_heads, self.scale)
             x = torch.addmm(x, y, L["wo_t"])
             h = self._swiglu(F.linear(ops.rms_norm(x, L["norm2"], cfg.norm_eps), L["w13"]))
             x = torch.addmm(x, h, L["w2_t"])
-        self.lengths += positions >= 0
         return self._logits(x)
 
     def _swiglu(self, gu):
