@@ -1,6 +1,7 @@
-"""Fused CPU kernels, registered as `torch.ops.tinygpt.*`, with autograd and fake (meta)
-implementations so they work with `torch.compile`. `tinygpt.ops.reference` has the plain PyTorch
-version of each, with the same signature."""
+"""Fused kernels, registered as `torch.ops.tinygpt.*` (CPU kernels, and CUDA kernels in CUDA
+builds), with autograd and fake (meta) implementations so they work with `torch.compile`.
+`tinygpt.ops.reference` has the plain PyTorch version of each, with the same signature; on CUDA
+tensors the functions here use it unless the CUDA kernels are enabled (`tinygpt.ops.cuda`)."""
 
 from tinygpt.ops import reference  # noqa: F401
 from tinygpt.ops.attention import attention  # noqa: F401
