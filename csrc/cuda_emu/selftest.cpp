@@ -167,12 +167,6 @@ void launch(void (*k)(P...), dim3 g, dim3 b, size_t smem, P... args) {
   TG_LAUNCH(k, g, b, smem, nullptr)(args...);
 }
 
-std::vector<float> as_float(const py::list& l) {
-  std::vector<float> v;
-  for (auto x : l) v.push_back(x.cast<float>());
-  return v;
-}
-
 }  // namespace
 
 void bind_emulation_selftest(py::module_& m) {
@@ -272,7 +266,6 @@ void bind_emulation_selftest(py::module_& m) {
     launch(k, dim3(1), dim3(64), size_t(n) * 4, out.data(), n);
     return out;
   });
-  (void)as_float;
 }
 
 }  // namespace tinygpt::cuda
