@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from test_ops_sample import ONE_MINUS, repeat_rows
+from test_ops_sample import ONE_MINUS, repeat_rows, run_opcheck
 from test_ops_sample import assert_matches_reference as _assert_matches_reference
 from tinygpt.ops import reference
 
@@ -278,18 +278,7 @@ def test_empty_batch(cuda_backend):
 def test_opcheck(cuda_backend):
     if cuda_backend.name != "cuda":
         pytest.skip("opcheck runs on the GPU registration (the emulation's ops are test-only)")
-    dev = cuda_backend.device
-    logits = torch.randn(4, 300, device=dev)
-    u = torch.rand(4, dtype=torch.float64, device=dev)
-    T = torch.tensor([1.0, 0.5, 0.0, 2.0], dtype=torch.float64, device=dev)
-    K = torch.tensor([0, 5, 1, 400], device=dev)
-    tests = ("test_schema", "test_faketensor")
-    torch.library.opcheck(torch.ops.tinygpt.sample.default, (logits, u, None, None, None, None, 0.8, 40, 0.9, 0.0),
-                          test_utils=tests)
-    torch.library.opcheck(torch.ops.tinygpt.sample.default, (logits.bfloat16(), u, T, K, None, None, 1.0, 0, 0.9, 0.05),
-                          test_utils=tests)
-    torch.library.opcheck(torch.ops.tinygpt.sample_probs.default, (logits, T, K, None, None, 1.0, 0, 0.9, 0.0),
-                          test_utils=tests)
+    run_opcheck(cuda_backend.device)
 
 
 # ---- input errors (on the emulation) -------------------------------------------------------------------------

@@ -370,10 +370,15 @@ def test_reference_sample_draws_from_the_same_distribution():
 
 
 def test_opcheck():
-    logits = torch.randn(4, 300)
-    u = torch.rand(4, dtype=torch.float64)
-    T = torch.tensor([1.0, 0.5, 0.0, 2.0], dtype=torch.float64)
-    K = torch.tensor([0, 5, 1, 400])
+    run_opcheck("cpu")
+
+
+def run_opcheck(device):
+    """opcheck of the sample ops' registration on `device` (also run for CUDA by test_cuda_sample)."""
+    logits = torch.randn(4, 300, device=device)
+    u = torch.rand(4, dtype=torch.float64, device=device)
+    T = torch.tensor([1.0, 0.5, 0.0, 2.0], dtype=torch.float64, device=device)
+    K = torch.tensor([0, 5, 1, 400], device=device)
     tests = ("test_schema", "test_faketensor")
     torch.library.opcheck(torch.ops.tinygpt.sample.default, (logits, u, None, None, None, None, 0.8, 40, 0.9, 0.0),
                           test_utils=tests)

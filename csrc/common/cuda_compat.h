@@ -78,6 +78,19 @@ __device__ __forceinline__ float tg_warp_max(float v) {
   return v;
 }
 
+// Blocks for a grid-stride loop over `work` items at `threads` per block: enough to cover the
+// work, at most `per_sm` per multiprocessor (more only adds scheduling), at least 1.
+inline unsigned tg_grid_for(int64_t work, int threads, int per_sm = 8) {
+  int dev = 0, sms = 1;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    sms = 1;
+    (void)cudaGetLastError();  // a failed query is not the launch's error
+  }
+  const int64_t want = (work + threads - 1) / threads;
+  const int64_t cap = static_cast<int64_t>(sms) * per_sm;
+  return static_cast<unsigned>(want < 1 ? 1 : want < cap ? want : cap);
+}
+
 // nullptr when the last launch went well, else the CUDA error's text.
 inline const char* tg_launch_error() {
   const cudaError_t e = cudaGetLastError();

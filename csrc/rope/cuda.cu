@@ -42,17 +42,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-unsigned grid_for(int64_t work) {
-  int dev = 0, sms = 1;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    sms = 1;
-    (void)cudaGetLastError();  // a failed query is not the launch's error
-  }
-  const int64_t want = (work + kThreads - 1) / kThreads;
-  const int64_t cap = static_cast<int64_t>(sms) * 8;
-  return static_cast<unsigned>(want < cap ? want : cap);
-}
-
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
@@ -69,11 +58,11 @@ const char* rope_launch(DType dt, const void* x, const float* cos, const float* 
     if (vec) {
       auto k = rope_kernel<E, kVec>;
       const int64_t packs = pairs / kVec;
-      TG_LAUNCH(k, grid_for(packs), kThreads, 0, stream)
+      TG_LAUNCH(k, tg_grid_for(packs, kThreads), kThreads, 0, stream)
       (static_cast<const E*>(x), cos, sin, static_cast<E*>(y), packs, T, H, half, sign);
     } else {
       auto k = rope_kernel<E, 1>;
-      TG_LAUNCH(k, grid_for(pairs), kThreads, 0, stream)
+      TG_LAUNCH(k, tg_grid_for(pairs, kThreads), kThreads, 0, stream)
       (static_cast<const E*>(x), cos, sin, static_cast<E*>(y), pairs, T, H, half, sign);
     }
     return tg_launch_error();

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/cpu_isa.h"
+#include "sample/checks.h"
 #include "sample/kernel_api.h"
 
 namespace tinygpt {
@@ -33,14 +34,7 @@ namespace {
 
 void check_logits(const char* op, const at::Tensor& logits) {
   TORCH_CHECK(logits.device().is_cpu(), op, ": logits must be a CPU tensor, got one on ", logits.device());
-  TORCH_CHECK_TYPE(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kBFloat16, op,
-                   ": logits must be float32 or bfloat16, got ", logits.scalar_type());
-  TORCH_CHECK_VALUE(logits.dim() == 2, op, ": logits must be 2-D (B, V), got shape ", logits.sizes());
-  TORCH_CHECK_VALUE(logits.size(1) >= 1, op, ": empty vocabulary: logits must have V >= 1 columns, got shape ",
-                    logits.sizes());
-  TORCH_CHECK_VALUE(logits.size(1) < (int64_t{1} << 31), op, ": a vocabulary of ", logits.size(1),
-                    " is too large (at most 2^31 - 1)");
-  TORCH_CHECK(logits.is_contiguous(), op, ": logits must be contiguous");
+  check_logits_shape(op, logits, false);
 }
 
 // A per-row parameter: the tensor's value at each row if given, else the scalar.

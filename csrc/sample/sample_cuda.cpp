@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/cuda_glue.h"
+#include "sample/checks.h"
 #include "sample/cuda.h"
 
 namespace tinygpt::cuda {
@@ -21,15 +22,7 @@ namespace {
 
 void check_logits(const char* op, const at::Tensor& logits) {
   check_device(op, logits);
-  TORCH_CHECK_TYPE(logits.scalar_type() == at::kFloat || logits.scalar_type() == at::kBFloat16 ||
-                       logits.scalar_type() == at::kHalf,
-                   op, ": logits must be float32, bfloat16 or float16, got ", logits.scalar_type());
-  TORCH_CHECK_VALUE(logits.dim() == 2, op, ": logits must be 2-D (B, V), got shape ", logits.sizes());
-  TORCH_CHECK_VALUE(logits.size(1) >= 1, op, ": empty vocabulary: logits must have V >= 1 columns, got shape ",
-                    logits.sizes());
-  TORCH_CHECK_VALUE(logits.size(1) < (int64_t{1} << 31), op, ": a vocabulary of ", logits.size(1),
-                    " is too large (at most 2^31 - 1)");
-  TORCH_CHECK(logits.is_contiguous(), op, ": logits must be contiguous");
+  check_logits_shape(op, logits, true);
 }
 
 // A per-row parameter tensor on the logits' device: checked and made contiguous (float64 for the

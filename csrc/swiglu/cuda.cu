@@ -78,17 +78,6 @@ __global__ void __launch_bounds__(kThreads)
   });
 }
 
-unsigned grid_for(int64_t work) {
-  int dev = 0, sms = 1;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    sms = 1;
-    (void)cudaGetLastError();  // a failed query is not the launch's error
-  }
-  const int64_t want = (work + kThreads - 1) / kThreads;
-  const int64_t cap = static_cast<int64_t>(sms) * 8;
-  return static_cast<unsigned>(want < cap ? (want > 0 ? want : 1) : cap);
-}
-
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
@@ -100,11 +89,11 @@ const char* swiglu_forward(DType dt, const void* a, const void* b, void* y, int6
     constexpr int kVec = 16 / sizeof(E);
     if (aligned16(a) && aligned16(b) && aligned16(y)) {
       auto k = swiglu_fwd_kernel<E, kVec>;
-      TG_LAUNCH(k, grid_for(n / kVec), kThreads, 0, stream)
+      TG_LAUNCH(k, tg_grid_for(n / kVec, kThreads), kThreads, 0, stream)
       (static_cast<const E*>(a), static_cast<const E*>(b), static_cast<E*>(y), n);
     } else {
       auto k = swiglu_fwd_kernel<E, 1>;
-      TG_LAUNCH(k, grid_for(n), kThreads, 0, stream)
+      TG_LAUNCH(k, tg_grid_for(n, kThreads), kThreads, 0, stream)
       (static_cast<const E*>(a), static_cast<const E*>(b), static_cast<E*>(y), n);
     }
     return tg_launch_error();
@@ -119,12 +108,12 @@ const char* swiglu_backward(DType dt, const void* dy, const void* a, const void*
     constexpr int kVec = 16 / sizeof(E);
     if (aligned16(dy) && aligned16(a) && aligned16(b) && aligned16(da) && aligned16(db)) {
       auto k = swiglu_bwd_kernel<E, kVec>;
-      TG_LAUNCH(k, grid_for(n / kVec), kThreads, 0, stream)
+      TG_LAUNCH(k, tg_grid_for(n / kVec, kThreads), kThreads, 0, stream)
       (static_cast<const E*>(dy), static_cast<const E*>(a), static_cast<const E*>(b), static_cast<E*>(da),
        static_cast<E*>(db), n);
     } else {
       auto k = swiglu_bwd_kernel<E, 1>;
-      TG_LAUNCH(k, grid_for(n), kThreads, 0, stream)
+      TG_LAUNCH(k, tg_grid_for(n, kThreads), kThreads, 0, stream)
       (static_cast<const E*>(dy), static_cast<const E*>(a), static_cast<const E*>(b), static_cast<E*>(da),
        static_cast<E*>(db), n);
     }
