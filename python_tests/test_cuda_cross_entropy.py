@@ -11,17 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import assert_flash_rule
+from test_ops_cross_entropy import make
 
 LOWP = [torch.bfloat16, torch.float16]
-
-
-def make(n, v, *, seed=0, scale=3.0, ignore=0.0, ignore_index=-100, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed * 1000003 + n * 131 + v)
-    logits = (torch.randn(n, v, generator=g) * scale).to(dtype)
-    targets = torch.randint(0, v, (n,), generator=g)
-    if ignore:
-        targets[torch.rand(n, generator=g) < ignore] = ignore_index
-    return logits, targets
 
 
 def run(backend, logits, targets, ignore_index=-100, grad_loss=1.0):

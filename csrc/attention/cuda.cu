@@ -484,6 +484,17 @@ const char* set_smem(K kernel, size_t bytes, const char* what) {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// The forward, dK/dV and dQ kernels: one block per tile of BM rows (queries or keys), head and batch row.
+template <class C, class K, class... Args>
+const char* launch_tiles(K kern, size_t smem, const char* what, int64_t rows, int64_t heads, int64_t B, void* stream,
+                         Args... args) {
+  if (const char* e = set_smem(kern, smem, what)) return e;
+  const dim3 grid(static_cast<unsigned>((rows + C::BM - 1) / C::BM), static_cast<unsigned>(heads),
+                  static_cast<unsigned>(B));
+  TG_LAUNCH(kern, grid, C::NT, smem, stream)(args...);
+  return tg_launch_error();
+}
+
 }  // namespace
 
 bool attention_head_dim_supported(int64_t D) { return D == 32 || D == 64 || D == 80 || D == 96 || D == 128; }
@@ -498,16 +509,11 @@ const char* attention_forward(DType dt, const void* q, const void* k, const void
     return dispatch_dim_causal(D, causal, [&](auto dc, auto cc) -> const char* {
       constexpr int Dc = decltype(dc)::value;
       constexpr bool Cc = decltype(cc)::value;
-      using C = Cfg<Tp>;
-      auto kern = attn_fwd_kernel<Tp, Dc, Cc>;
-      const size_t smem = Layout<Tp, Dc>::fwd + kSmemSlack;
-      if (const char* e = set_smem(kern, smem, "attention: not enough shared memory for the forward kernel")) return e;
-      const dim3 grid(static_cast<unsigned>((T + C::BM - 1) / C::BM), static_cast<unsigned>(H),
-                      static_cast<unsigned>(B));
-      TG_LAUNCH(kern, grid, C::NT, smem, stream)
-      (static_cast<const Tp*>(q), static_cast<const Tp*>(k), static_cast<const Tp*>(v), static_cast<Tp*>(out), lse,
-       static_cast<int>(H), static_cast<int>(Hkv), static_cast<int>(T), static_cast<int>(S), scale, aligned);
-      return tg_launch_error();
+      return launch_tiles<Cfg<Tp>>(
+          attn_fwd_kernel<Tp, Dc, Cc>, Layout<Tp, Dc>::fwd + kSmemSlack,
+          "attention: not enough shared memory for the forward kernel", T, H, B, stream, static_cast<const Tp*>(q),
+          static_cast<const Tp*>(k), static_cast<const Tp*>(v), static_cast<Tp*>(out), lse, static_cast<int>(H),
+          static_cast<int>(Hkv), static_cast<int>(T), static_cast<int>(S), scale, aligned);
     });
   });
 }
@@ -530,32 +536,18 @@ const char* attention_backward(DType dt, const void* grad_out, const void* q, co
     return dispatch_dim_causal(D, causal, [&](auto dc, auto cc) -> const char* {
       constexpr int Dc = decltype(dc)::value;
       constexpr bool Cc = decltype(cc)::value;
-      using C = Cfg<Tp>;
-      {
-        auto kern = attn_bwd_dkdv_kernel<Tp, Dc, Cc>;
-        const size_t smem = Layout<Tp, Dc>::dkdv + kSmemSlack;
-        if (const char* e = set_smem(kern, smem, "attention_backward: not enough shared memory for the dK/dV kernel"))
-          return e;
-        const dim3 grid(static_cast<unsigned>((S + C::BM - 1) / C::BM), static_cast<unsigned>(Hkv),
-                        static_cast<unsigned>(B));
-        TG_LAUNCH(kern, grid, C::NT, smem, stream)
-        (static_cast<const Tp*>(q), static_cast<const Tp*>(k), static_cast<const Tp*>(v),
-         static_cast<const Tp*>(grad_out), lse, static_cast<const float*>(dsum), static_cast<Tp*>(dk),
-         static_cast<Tp*>(dv), static_cast<int>(H), static_cast<int>(Hkv), static_cast<int>(T), static_cast<int>(S),
-         scale, aligned);
-        if (const char* e = tg_launch_error()) return e;
-      }
-      auto kern = attn_bwd_dq_kernel<Tp, Dc, Cc>;
-      const size_t smem = Layout<Tp, Dc>::dq + kSmemSlack;
-      if (const char* e = set_smem(kern, smem, "attention_backward: not enough shared memory for the dQ kernel"))
+      const Tp *q_ = static_cast<const Tp*>(q), *k_ = static_cast<const Tp*>(k), *v_ = static_cast<const Tp*>(v),
+               *go = static_cast<const Tp*>(grad_out);
+      const float* ds = static_cast<const float*>(dsum);
+      const int h = static_cast<int>(H), hkv = static_cast<int>(Hkv), t = static_cast<int>(T), s = static_cast<int>(S);
+      if (const char* e = launch_tiles<Cfg<Tp>>(
+              attn_bwd_dkdv_kernel<Tp, Dc, Cc>, Layout<Tp, Dc>::dkdv + kSmemSlack,
+              "attention_backward: not enough shared memory for the dK/dV kernel", S, Hkv, B, stream, q_, k_, v_, go,
+              lse, ds, static_cast<Tp*>(dk), static_cast<Tp*>(dv), h, hkv, t, s, scale, aligned))
         return e;
-      const dim3 grid(static_cast<unsigned>((T + C::BM - 1) / C::BM), static_cast<unsigned>(H),
-                      static_cast<unsigned>(B));
-      TG_LAUNCH(kern, grid, C::NT, smem, stream)
-      (static_cast<const Tp*>(q), static_cast<const Tp*>(k), static_cast<const Tp*>(v),
-       static_cast<const Tp*>(grad_out), lse, static_cast<const float*>(dsum), static_cast<Tp*>(dq),
-       static_cast<int>(H), static_cast<int>(Hkv), static_cast<int>(T), static_cast<int>(S), scale, aligned);
-      return tg_launch_error();
+      return launch_tiles<Cfg<Tp>>(attn_bwd_dq_kernel<Tp, Dc, Cc>, Layout<Tp, Dc>::dq + kSmemSlack,
+                                   "attention_backward: not enough shared memory for the dQ kernel", T, H, B, stream,
+                                   q_, k_, v_, go, lse, ds, static_cast<Tp*>(dq), h, hkv, t, s, scale, aligned);
     });
   });
 }

@@ -129,6 +129,17 @@ inline void check_width(const char* op, int width) {
   if (width <= 0 || width > 32 || (width & (width - 1)))
     fail(std::string(op) + ": width must be a power of two <= 32, got " + std::to_string(width));
 }
+// Every lane publishes v and reads lane `src`; a source outside the caller's width-segment (or the warp) gives the
+// caller's own value, as on the hardware.
+template <class T>
+T shuffle(const char* op, unsigned mask, T v, int width, int src) {
+  check_mask(op, mask);
+  check_width(op, width);
+  const int lane = lane_id();
+  const uint64_t* all = warp_exchange("shfl", to_bits(v));
+  const bool in_segment = src >= 0 && src < 32 && (src & ~(width - 1)) == (lane & ~(width - 1));
+  return from_bits<T>(all[in_segment ? src : lane]);
+}
 
 }  // namespace tinygpt::emu
 
@@ -150,43 +161,21 @@ inline void __threadfence_block() {}
 // ---- warp shuffles and votes --------------------------------------------------------------
 template <class T>
 T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
-  using namespace ::tinygpt::emu;
-  check_mask("__shfl_sync", mask);
-  check_width("__shfl_sync", width);
-  const int lane = lane_id();
-  const uint64_t* all = warp_exchange("shfl", to_bits(v));
-  return from_bits<T>(all[(lane & ~(width - 1)) + (src & (width - 1))]);
+  const int segment_start = ::tinygpt::emu::lane_id() & ~(width - 1);
+  return ::tinygpt::emu::shuffle("__shfl_sync", mask, v, width, segment_start + (src & (width - 1)));
 }
 template <class T>
 T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
-  using namespace ::tinygpt::emu;
-  check_mask("__shfl_xor_sync", mask);
-  check_width("__shfl_xor_sync", width);
-  const int lane = lane_id();
-  const uint64_t* all = warp_exchange("shfl", to_bits(v));
-  const int src = lane ^ lane_mask;
-  // A source outside the caller's width-segment returns the caller's own value.
-  return from_bits<T>((src & ~(width - 1)) == (lane & ~(width - 1)) ? all[src] : all[lane]);
+  return ::tinygpt::emu::shuffle("__shfl_xor_sync", mask, v, width, ::tinygpt::emu::lane_id() ^ lane_mask);
 }
 template <class T>
 T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
-  using namespace ::tinygpt::emu;
-  check_mask("__shfl_down_sync", mask);
-  check_width("__shfl_down_sync", width);
-  const int lane = lane_id();
-  const uint64_t* all = warp_exchange("shfl", to_bits(v));
-  const int src = lane + static_cast<int>(delta);
-  return from_bits<T>((src & ~(width - 1)) == (lane & ~(width - 1)) && src < 32 ? all[src] : all[lane]);
+  return ::tinygpt::emu::shuffle("__shfl_down_sync", mask, v, width,
+                                 ::tinygpt::emu::lane_id() + static_cast<int>(delta));
 }
 template <class T>
 T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {
-  using namespace ::tinygpt::emu;
-  check_mask("__shfl_up_sync", mask);
-  check_width("__shfl_up_sync", width);
-  const int lane = lane_id();
-  const uint64_t* all = warp_exchange("shfl", to_bits(v));
-  const int src = lane - static_cast<int>(delta);
-  return from_bits<T>(src >= 0 && (src & ~(width - 1)) == (lane & ~(width - 1)) ? all[src] : all[lane]);
+  return ::tinygpt::emu::shuffle("__shfl_up_sync", mask, v, width, ::tinygpt::emu::lane_id() - static_cast<int>(delta));
 }
 inline unsigned __ballot_sync(unsigned mask, int pred) {
   using namespace ::tinygpt::emu;

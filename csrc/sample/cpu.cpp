@@ -21,8 +21,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
-#include <sstream>
-#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/cpu_isa.h"
@@ -45,60 +44,35 @@ struct Param {
   at::Tensor tensor;  // contiguous, float64 or int64; undefined for the scalar
   const T* rows = nullptr;
 
-  Param(const char* op, const char* name_, const std::optional<at::Tensor>& t, T s, int64_t B, bool integral)
-      : name(name_), scalar(s) {
-    if (!t.has_value()) return;
-    const at::Tensor& v = *t;
-    TORCH_CHECK(v.device().is_cpu(), op, ": ", name, " must be a CPU tensor, got one on ", v.device());
-    if (integral) {
-      TORCH_CHECK_TYPE(v.scalar_type() == at::kLong, op, ": ", name, " must be an int64 tensor, got ",
-                       v.scalar_type());
-    } else {
-      TORCH_CHECK_TYPE(v.scalar_type() == at::kDouble || v.scalar_type() == at::kFloat, op, ": ", name,
-                       " must be a float64 or float32 tensor, got ", v.scalar_type());
-    }
-    TORCH_CHECK_VALUE(v.dim() == 1 && v.size(0) == B, op, ": ", name, " must have shape (B,) with B = ", B,
-                      " (the rows of logits), got shape ", v.sizes());
-    tensor = integral ? v.contiguous() : v.to(at::kDouble).contiguous();
-    rows = tensor.data_ptr<T>();
+  Param(const char* op, const char* name_, const std::optional<at::Tensor>& t, T s, const at::Tensor& logits)
+      : name(name_), scalar(s), tensor(param_tensor(op, name_, t, logits, std::is_integral_v<T>)) {
+    if (tensor.defined()) rows = tensor.data_ptr<T>();
   }
   bool per_row() const { return rows != nullptr; }
-  T at(int64_t r) const { return rows ? rows[r] : scalar; }
-
-  // Where a value is invalid: "temperature = -1" for the scalar, "temperature[3] = -1" for a row.
-  std::string where(int64_t r, T v) const {
-    std::ostringstream s;
-    s << name;
-    if (per_row()) s << "[" << r << "]";
-    s << " = " << v;
-    return s.str();
+  // Row r's value (r < 0: the scalar, or a neutral value when a tensor overrides it).
+  ParamValue<T> at(int64_t r, T neutral) const {
+    if (!per_row()) return {name, scalar, -1};
+    return {name, r >= 0 ? rows[r] : neutral, r};
   }
 };
 
-std::vector<SampleRow> resolve_params(const char* op, int64_t B, const std::optional<at::Tensor>& temperature,
+std::vector<SampleRow> resolve_params(const char* op, const at::Tensor& logits,
+                                      const std::optional<at::Tensor>& temperature,
                                       const std::optional<at::Tensor>& top_k,
                                       const std::optional<at::Tensor>& top_p,
                                       const std::optional<at::Tensor>& min_p, double temperature_s,
                                       int64_t top_k_s, double top_p_s, double min_p_s) {
-  const Param<double> T(op, "temperature", temperature, temperature_s, B, false);
-  const Param<int64_t> K(op, "top_k", top_k, top_k_s, B, true);
-  const Param<double> P(op, "top_p", top_p, top_p_s, B, false);
-  const Param<double> M(op, "min_p", min_p, min_p_s, B, false);
-  // Row r's values, checked; r < 0: the scalars (a neutral value for a parameter with a tensor).
+  const Param<double> T(op, "temperature", temperature, temperature_s, logits);
+  const Param<int64_t> K(op, "top_k", top_k, top_k_s, logits);
+  const Param<double> P(op, "top_p", top_p, top_p_s, logits);
+  const Param<double> M(op, "min_p", min_p, min_p_s, logits);
   const auto check = [&](int64_t r) {
-    const int64_t i = r < 0 ? 0 : r;
-    const double t = r >= 0 ? T.at(r) : T.per_row() ? 1.0 : T.scalar;
-    const double p = r >= 0 ? P.at(r) : P.per_row() ? 1.0 : P.scalar;
-    const double m = r >= 0 ? M.at(r) : M.per_row() ? 0.0 : M.scalar;
-    const int64_t k = r >= 0 ? K.at(r) : K.per_row() ? 0 : K.scalar;
-    TORCH_CHECK_VALUE(t >= 0.0, op, ": ", T.where(i, t), " is invalid: temperature must be >= 0 (0 is greedy)");
-    TORCH_CHECK_VALUE(k >= 0, op, ": ", K.where(i, k), " is invalid: top_k must be >= 0 (0 keeps every token)");
-    TORCH_CHECK_VALUE(p > 0.0 && p <= 1.0, op, ": ", P.where(i, p),
-                      " is invalid: top_p must be in (0, 1] (1 keeps every token)");
-    TORCH_CHECK_VALUE(m >= 0.0 && m <= 1.0, op, ": ", M.where(i, m),
-                      " is invalid: min_p must be in [0, 1] (0 keeps every token)");
-    return SampleRow{0.0, t, k, p, m};
+    const ParamValue<double> t = T.at(r, 1.0), p = P.at(r, 1.0), m = M.at(r, 0.0);
+    const ParamValue<int64_t> k = K.at(r, 0);
+    check_param_values(op, t, k, p, m);
+    return SampleRow{0.0, t.value, k.value, p.value, m.value};
   };
+  const int64_t B = logits.size(0);
   std::vector<SampleRow> rows(static_cast<size_t>(B));
   for (int64_t r = 0; r < B; ++r) rows[static_cast<size_t>(r)] = check(r);
   // Scalars are checked even when no row uses them (B = 0), so a bad call fails the same way.
@@ -143,20 +117,8 @@ void run_rows(const at::Tensor& logits, const std::vector<SampleRow>& rows, std:
 
 // Raises for the first row a kernel could not sample, naming the first bad logit.
 void check_status(const char* op, const at::Tensor& logits, const int64_t* st) {
-  const int64_t B = logits.size(0), V = logits.size(1);
-  for (int64_t r = 0; r < B; ++r) {
-    if (st[r] >= 0) continue;
-    TORCH_CHECK_VALUE(st[r] != kSampleAllNegInf, op, ": row ", r,
-                      " of logits is all -inf: there is no token to sample");
-    const at::Tensor row = logits[r].to(at::kFloat).contiguous();
-    const float* x = row.data_ptr<float>();
-    for (int64_t i = 0; i < V; ++i) {
-      TORCH_CHECK_VALUE(!std::isnan(x[i]), op, ": logits[", r, ", ", i, "] is NaN (logits must not hold NaN)");
-      TORCH_CHECK_VALUE(!(std::isinf(x[i]) && x[i] > 0), op, ": logits[", r, ", ", i,
-                        "] is +inf (logits must be finite or -inf)");
-    }
-    TORCH_CHECK(false, op, ": row ", r, " of logits could not be sampled");  // not reached
-  }
+  for (int64_t r = 0; r < logits.size(0); ++r)
+    if (st[r] < 0) raise_bad_logits_row(op, logits, r);
 }
 
 at::Tensor sample_cpu(const at::Tensor& logits, const at::Tensor& uniform,
@@ -172,7 +134,7 @@ at::Tensor sample_cpu(const at::Tensor& logits, const at::Tensor& uniform,
   TORCH_CHECK_VALUE(uniform.dim() == 1 && uniform.size(0) == B, op, ": uniform must have shape (B,) with B = ", B,
                     " (the rows of logits), got shape ", uniform.sizes());
   std::vector<SampleRow> rows =
-      resolve_params(op, B, temperature, top_k, top_p, min_p, temperature_s, top_k_s, top_p_s, min_p_s);
+      resolve_params(op, logits, temperature, top_k, top_p, min_p, temperature_s, top_k_s, top_p_s, min_p_s);
   const at::Tensor u = uniform.contiguous();
   const double* up = u.data_ptr<double>();
   for (int64_t r = 0; r < B; ++r) {
@@ -197,7 +159,7 @@ at::Tensor sample_probs_cpu(const at::Tensor& logits, const std::optional<at::Te
   check_logits(op, logits);
   const int64_t B = logits.size(0), V = logits.size(1);
   const std::vector<SampleRow> rows =
-      resolve_params(op, B, temperature, top_k, top_p, min_p, temperature_s, top_k_s, top_p_s, min_p_s);
+      resolve_params(op, logits, temperature, top_k, top_p, min_p, temperature_s, top_k_s, top_p_s, min_p_s);
   at::Tensor out = at::empty({B, V}, logits.options().dtype(at::kDouble));
   if (B == 0) return out;
   std::vector<int64_t> status(static_cast<size_t>(B));

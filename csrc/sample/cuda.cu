@@ -77,37 +77,27 @@ __device__ void block_argmax(float& v, int64_t& idx, Red& r) {
   __syncthreads();
 }
 
+// Warp butterfly, then one partial per warp through shared memory, combined in warp order.
+template <class T, class Op>
+__device__ T block_reduce(T v, T* partials, Op op) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int o = 16; o > 0; o >>= 1) v = op(v, static_cast<T>(__shfl_xor_sync(kFull, v, o)));
+  if (lane == 0) partials[warp] = v;
+  __syncthreads();
+  v = partials[0];
+  for (int w = 1; w < kWarps; ++w) v = op(v, partials[w]);
+  __syncthreads();
+  return v;
+}
+
 __device__ unsigned long long block_sum_u64(unsigned long long v, Red& r) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  if (lane == 0) r.u[warp] = v;
-  __syncthreads();
-  v = 0;
-  for (int w = 0; w < kWarps; ++w) v += r.u[w];
-  __syncthreads();
-  return v;
+  return block_reduce(v, r.u, [](unsigned long long a, unsigned long long b) { return a + b; });
 }
-
 __device__ int64_t block_min_i64(int64_t v, Red& r) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int o = 16; o > 0; o >>= 1) v = min(v, static_cast<int64_t>(__shfl_xor_sync(kFull, v, o)));
-  if (lane == 0) r.i[warp] = v;
-  __syncthreads();
-  v = r.i[0];
-  for (int w = 1; w < kWarps; ++w) v = min(v, r.i[w]);
-  __syncthreads();
-  return v;
+  return block_reduce(v, r.i, [](int64_t a, int64_t b) { return min(a, b); });
 }
-
 __device__ int64_t block_max_i64(int64_t v, Red& r) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int o = 16; o > 0; o >>= 1) v = max(v, static_cast<int64_t>(__shfl_xor_sync(kFull, v, o)));
-  if (lane == 0) r.i[warp] = v;
-  __syncthreads();
-  v = r.i[0];
-  for (int w = 1; w < kWarps; ++w) v = max(v, r.i[w]);
-  __syncthreads();
-  return v;
+  return block_reduce(v, r.i, [](int64_t a, int64_t b) { return max(a, b); });
 }
 
 // Exclusive prefix sum of x over the threads in thread order, and the total, in a fixed order.

@@ -8,10 +8,7 @@
 //  - `sample_probs` (for tests and docs) reads the kernel's per-row status back and raises the CPU
 //    op's errors.
 // float16 logits are taken too (the CPU op has float32 and bfloat16).
-#include <cmath>
 #include <optional>
-#include <sstream>
-#include <string>
 
 #include "common/cuda_glue.h"
 #include "sample/checks.h"
@@ -25,66 +22,28 @@ void check_logits(const char* op, const at::Tensor& logits) {
   check_logits_shape(op, logits, true);
 }
 
-// A per-row parameter tensor on the logits' device: checked and made contiguous (float64 for the
-// float parameters, int64 for top_k); undefined when absent.
-at::Tensor per_row(const char* op, const char* name, const std::optional<at::Tensor>& t, const at::Tensor& logits,
-                   bool integral) {
-  if (!t.has_value()) return {};
-  const at::Tensor& v = *t;
-  TORCH_CHECK(v.device() == logits.device(), op, ": ", name, " must be on the logits' device (", logits.device(),
-              "), got one on ", v.device());
-  if (integral) {
-    TORCH_CHECK_TYPE(v.scalar_type() == at::kLong, op, ": ", name, " must be an int64 tensor, got ", v.scalar_type());
-  } else {
-    TORCH_CHECK_TYPE(v.scalar_type() == at::kDouble || v.scalar_type() == at::kFloat, op, ": ", name,
-                     " must be a float64 or float32 tensor, got ", v.scalar_type());
-  }
-  const int64_t B = logits.size(0);
-  TORCH_CHECK_VALUE(v.dim() == 1 && v.size(0) == B, op, ": ", name, " must have shape (B,) with B = ", B,
-                    " (the rows of logits), got shape ", v.sizes());
-  return integral ? v.contiguous() : v.to(at::kDouble).contiguous();
-}
-
 struct Params {
-  at::Tensor temperature, top_k, top_p, min_p;
-  double temperature_s, top_p_s, min_p_s;
+  at::Tensor temperature, top_k, top_p, min_p;  // per-row values on the device, or undefined
+  double temperature_s, top_p_s, min_p_s;        // the scalars (a neutral value where a tensor overrides one)
   int64_t top_k_s;
 };
-
-std::string where(const char* name, int64_t r, double v) {
-  std::ostringstream s;
-  s << name;
-  if (r >= 0) s << "[" << r << "]";
-  s << " = " << v;
-  return s.str();
-}
-
-// The CPU op's checks of one row's (r >= 0) or the scalars' (r = -1) values.
-void check_values(const char* op, int64_t r, double t, int64_t k, double p, double m) {
-  TORCH_CHECK_VALUE(t >= 0.0, op, ": ", where("temperature", r, t), " is invalid: temperature must be >= 0 (0 is greedy)");
-  TORCH_CHECK_VALUE(k >= 0, op, ": ", where("top_k", r, static_cast<double>(k)),
-                    " is invalid: top_k must be >= 0 (0 keeps every token)");
-  TORCH_CHECK_VALUE(p > 0.0 && p <= 1.0, op, ": ", where("top_p", r, p),
-                    " is invalid: top_p must be in (0, 1] (1 keeps every token)");
-  TORCH_CHECK_VALUE(m >= 0.0 && m <= 1.0, op, ": ", where("min_p", r, m),
-                    " is invalid: min_p must be in [0, 1] (0 keeps every token)");
-}
 
 Params resolve(const char* op, const at::Tensor& logits, const std::optional<at::Tensor>& temperature,
                const std::optional<at::Tensor>& top_k, const std::optional<at::Tensor>& top_p,
                const std::optional<at::Tensor>& min_p, double temperature_s, int64_t top_k_s, double top_p_s,
                double min_p_s) {
   Params p;
-  p.temperature = per_row(op, "temperature", temperature, logits, false);
-  p.top_k = per_row(op, "top_k", top_k, logits, true);
-  p.top_p = per_row(op, "top_p", top_p, logits, false);
-  p.min_p = per_row(op, "min_p", min_p, logits, false);
-  // The scalars (a neutral value where a tensor overrides one), checked on the host.
+  p.temperature = param_tensor(op, "temperature", temperature, logits, false);
+  p.top_k = param_tensor(op, "top_k", top_k, logits, true);
+  p.top_p = param_tensor(op, "top_p", top_p, logits, false);
+  p.min_p = param_tensor(op, "min_p", min_p, logits, false);
   p.temperature_s = p.temperature.defined() ? 1.0 : temperature_s;
   p.top_k_s = p.top_k.defined() ? 0 : top_k_s;
   p.top_p_s = p.top_p.defined() ? 1.0 : top_p_s;
   p.min_p_s = p.min_p.defined() ? 0.0 : min_p_s;
-  check_values(op, -1, p.temperature_s, p.top_k_s, p.top_p_s, p.min_p_s);
+  // The scalars are checked on the host; the per-row values by the kernel.
+  check_param_values(op, {"temperature", p.temperature_s, -1}, {"top_k", p.top_k_s, -1}, {"top_p", p.top_p_s, -1},
+                     {"min_p", p.min_p_s, -1});
   return p;
 }
 
@@ -132,27 +91,18 @@ at::Tensor sample_cuda(const at::Tensor& logits, const at::Tensor& uniform, cons
 void raise_for_status(const char* op, const at::Tensor& logits, const at::Tensor& status, const Params& p) {
   const at::Tensor st = status.cpu();
   const int64_t* s = st.const_data_ptr<int64_t>();
-  const int64_t B = logits.size(0), V = logits.size(1);
-  for (int64_t r = 0; r < B; ++r) {
+  for (int64_t r = 0; r < logits.size(0); ++r) {
     if (s[r] == 0) continue;
     if (s[r] == kSampleCodeBadParam) {
-      const auto f = [&](const at::Tensor& t, double dflt) {
-        return t.defined() ? t[r].item<double>() : dflt;
+      const auto at_row = [&](const char* name, const at::Tensor& t, auto scalar) {
+        using T = decltype(scalar);
+        return t.defined() ? ParamValue<T>{name, t[r].item<T>(), r} : ParamValue<T>{name, scalar, -1};
       };
-      const double t = f(p.temperature, p.temperature_s), tp = f(p.top_p, p.top_p_s), m = f(p.min_p, p.min_p_s);
-      const int64_t k = p.top_k.defined() ? p.top_k[r].item<int64_t>() : p.top_k_s;
-      check_values(op, r, t, k, tp, m);
+      check_param_values(op, at_row("temperature", p.temperature, p.temperature_s),
+                         at_row("top_k", p.top_k, p.top_k_s), at_row("top_p", p.top_p, p.top_p_s),
+                         at_row("min_p", p.min_p, p.min_p_s));
     }
-    TORCH_CHECK_VALUE(s[r] != kSampleCodeAllNegInf, op, ": row ", r,
-                      " of logits is all -inf: there is no token to sample");
-    const at::Tensor row = logits[r].to(at::kFloat).cpu().contiguous();
-    const float* x = row.const_data_ptr<float>();
-    for (int64_t i = 0; i < V; ++i) {
-      TORCH_CHECK_VALUE(!std::isnan(x[i]), op, ": logits[", r, ", ", i, "] is NaN (logits must not hold NaN)");
-      TORCH_CHECK_VALUE(!(std::isinf(x[i]) && x[i] > 0), op, ": logits[", r, ", ", i,
-                        "] is +inf (logits must be finite or -inf)");
-    }
-    TORCH_CHECK(false, op, ": row ", r, " of logits could not be sampled (code ", s[r], ")");
+    raise_bad_logits_row(op, logits, r);
   }
 }
 
