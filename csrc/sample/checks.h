@@ -25,6 +25,16 @@ inline void check_logits_shape(const char* op, const at::Tensor& logits, bool al
   TORCH_CHECK(logits.is_contiguous(), op, ": logits must be contiguous");
 }
 
+// sample's uniforms: (B,) float64 on the logits' device (their range is checked where they are read).
+inline void check_uniform(const char* op, const at::Tensor& uniform, const at::Tensor& logits) {
+  TORCH_CHECK(uniform.device() == logits.device(), op, ": uniform must be on the logits' device (", logits.device(),
+              "), got one on ", uniform.device());
+  TORCH_CHECK_TYPE(uniform.scalar_type() == at::kDouble, op, ": uniform must be float64, got ", uniform.scalar_type());
+  const int64_t B = logits.size(0);
+  TORCH_CHECK_VALUE(uniform.dim() == 1 && uniform.size(0) == B, op, ": uniform must have shape (B,) with B = ", B,
+                    " (the rows of logits), got shape ", uniform.sizes());
+}
+
 // A per-row parameter tensor, checked (on the logits' device, shape (B,), int64 for top_k, float64
 // or float32 for the others) and made contiguous (float64 for the float parameters); undefined
 // when absent.

@@ -128,11 +128,7 @@ at::Tensor sample_cpu(const at::Tensor& logits, const at::Tensor& uniform,
   constexpr const char* op = "tinygpt::sample";
   check_logits(op, logits);
   const int64_t B = logits.size(0);
-  TORCH_CHECK(uniform.device().is_cpu(), op, ": uniform must be a CPU tensor, got one on ", uniform.device());
-  TORCH_CHECK_TYPE(uniform.scalar_type() == at::kDouble, op, ": uniform must be float64, got ",
-                   uniform.scalar_type());
-  TORCH_CHECK_VALUE(uniform.dim() == 1 && uniform.size(0) == B, op, ": uniform must have shape (B,) with B = ", B,
-                    " (the rows of logits), got shape ", uniform.sizes());
+  check_uniform(op, uniform, logits);
   std::vector<SampleRow> rows =
       resolve_params(op, logits, temperature, top_k, top_p, min_p, temperature_s, top_k_s, top_p_s, min_p_s);
   const at::Tensor u = uniform.contiguous();

@@ -70,11 +70,7 @@ at::Tensor sample_cuda(const at::Tensor& logits, const at::Tensor& uniform, cons
   constexpr const char* op = "tinygpt::sample";
   check_logits(op, logits);
   const int64_t B = logits.size(0);
-  TORCH_CHECK(uniform.device() == logits.device(), op, ": uniform must be on the logits' device (", logits.device(),
-              "), got one on ", uniform.device());
-  TORCH_CHECK_TYPE(uniform.scalar_type() == at::kDouble, op, ": uniform must be float64, got ", uniform.scalar_type());
-  TORCH_CHECK_VALUE(uniform.dim() == 1 && uniform.size(0) == B, op, ": uniform must have shape (B,) with B = ", B,
-                    " (the rows of logits), got shape ", uniform.sizes());
+  check_uniform(op, uniform, logits);
   const Params p = resolve(op, logits, temperature, top_k, top_p, min_p, temperature_s, top_k_s, top_p_s, min_p_s);
   c10::OptionalDeviceGuard guard(logits.device());
   at::Tensor out = at::empty({B}, logits.options().dtype(at::kLong));
