@@ -92,8 +92,9 @@ def main() -> int:
     import tiktoken
 
     import tinygpt
-    from tinygpt import Tokenizer, stories
-    from tinygpt.prepare import prepare
+    from tinygpt import Tokenizer
+    from tinygpt.data import stories
+    from tinygpt.data.prepare import prepare
 
     res: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                  "threads": args.threads, "repeats": args.repeats, "tinygpt": tinygpt.__version__,

@@ -66,7 +66,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE" if ARGS.llama2c_phase else "A
 import torch  # noqa: E402
 
 import tinygpt  # noqa: E402,F401
-from tinygpt import stories  # noqa: E402
+from tinygpt.data import stories  # noqa: E402
 from tinygpt.generate import SamplingSettings, generate_ids  # noqa: E402
 from tinygpt.model import GPT, get_preset  # noqa: E402
 from tinygpt.ops import reference  # noqa: E402

@@ -61,9 +61,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 import torch  # noqa: E402
 
 from machine import cpu_name  # noqa: E402  (bench/machine.py, beside this script)
-from tinygpt import _C, stories  # noqa: E402
-from tinygpt.prepare import prepare  # noqa: E402
-from tinygpt.train import parse_duration, train  # noqa: E402
+from tinygpt import _C
+from tinygpt.data import stories  # noqa: E402
+from tinygpt.data.prepare import prepare  # noqa: E402
+from tinygpt.training import parse_duration, train  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
 PATHS = {"fused": True, "reference": False}

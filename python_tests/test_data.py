@@ -11,7 +11,7 @@ import tempfile
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tinygpt import data
+from tinygpt.data import readers as data
 from tinygpt.data import (DecodeError, ReadStats, clean_story, fix_mojibake, iter_stories,
                           list_files, load_hf_dataset, read_stories)
 

@@ -16,8 +16,11 @@ import safetensors.torch
 import torch
 import transformers  # in the test extras
 
-from tinygpt import checkpoint, llama2c, stories
-from tinygpt.export import export, hf_tensors
+from tinygpt.data import stories
+from tinygpt.export import llama2c
+from tinygpt.training import checkpoint
+from tinygpt.export import export
+from tinygpt.export.hf import tensors as hf_tensors
 from tinygpt.model import GPT, GPTConfig
 from tinygpt.tokenizer import Tokenizer
 

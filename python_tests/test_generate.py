@@ -15,7 +15,9 @@ import pytest
 import torch
 from scipy import stats
 
-from tinygpt import checkpoint, ops, stories
+from tinygpt.training import checkpoint
+from tinygpt import ops
+from tinygpt.data import stories
 from tinygpt.decode import Decoder
 from tinygpt.generate import SamplingSettings, _apply_penalties, generate, generate_ids, uniforms
 from tinygpt.model import GPT, GPTConfig
@@ -233,13 +235,15 @@ def test_bad_generation_requests_are_refused(prompts, settings, match):
         generate_ids(peaky_model(), prompts, SamplingSettings(**settings))
 
 
-def test_model_generate_method():
+def test_generate_ids_takes_a_tensor_of_prompts():
     model = peaky_model(seed=8)
-    out = model.generate(torch.tensor([[1, 2, 3], [4, 5, 6]]), 10, temperature=0, dtype="fp32")
+    greedy = SamplingSettings(max_new_tokens=10, temperature=0)
+    out = [g.ids for g in generate_ids(model, torch.tensor([[1, 2, 3], [4, 5, 6]]), greedy, dtype="fp32")]
     want = [recompute_greedy(model, p, 10)[0] for p in ([1, 2, 3], [4, 5, 6])]
     assert out == want
-    assert model.generate([[1], [2, 3, 4, 5]], 5, temperature=0.9, seed=1) == \
-        model.generate([[1], [2, 3, 4, 5]], 5, temperature=0.9, seed=1)
+    warm = SamplingSettings(max_new_tokens=5, temperature=0.9)
+    assert [g.ids for g in generate_ids(model, [[1], [2, 3, 4, 5]], warm, seed=1)] == \
+        [g.ids for g in generate_ids(model, [[1], [2, 3, 4, 5]], warm, seed=1)]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import pytest
 
 from tinygpt import Tokenizer
 from tinygpt.data import read_stories
-from tinygpt.prepare import _val_picker, prepare
-from tinygpt.shards import ShardError, WindowLoader, dtype_for, open_shards, sequential_windows
+from tinygpt.data.prepare import _val_picker, prepare
+from tinygpt.data.shards import ShardError, WindowLoader, dtype_for, open_shards, sequential_windows
 
 STORIES = [
     "Once upon a time, there was a little cat named Tom.\nTom liked to play with a red ball.",
@@ -126,7 +126,7 @@ def test_failure_midway_keeps_the_old_shards(tmp_path, monkeypatch):
     prepare([src], tmp_path / "out", vocab_size=300, val_fraction=0.2, progress=False)
     before = open_shards(tmp_path / "out").meta
 
-    import tinygpt.shards as shards_mod
+    import tinygpt.data.shards as shards_mod
 
     def boom(self, ids):
         raise OSError("disk full")
@@ -145,7 +145,7 @@ def test_killed_prepare_leaves_nothing_that_looks_complete(tmp_path):
     # the child kills itself (SIGKILL: no cleanup runs) right after writing its first tokens
     code = f"""
 import os, signal, tinygpt.shards as s
-from tinygpt.prepare import prepare
+from tinygpt.data.prepare import prepare
 orig = s.ShardWriter.write
 def write(self, ids):
     orig(self, ids); self._f.flush(); os.kill(os.getpid(), signal.SIGKILL)

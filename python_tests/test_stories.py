@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from tinygpt import story_words as sw
-from tinygpt import stories
+from tinygpt.data import story_words as sw
+from tinygpt.data import stories
 from tinygpt.data import read_stories
 
 N = 3000

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from tinygpt import story_words as sw
+from tinygpt.data import story_words as sw
 
 NOUN_KINDS = {"toy": 60, "food": 70, "thing": 160, "nature": 40, "animal": 110, "place": 60}
 ADJ_KINDS = {"look": 120, "size": 25, "feeling": 60, "trait": 60}

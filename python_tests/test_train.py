@@ -20,11 +20,12 @@ import pytest
 import safetensors.torch
 import torch
 
-from tinygpt import checkpoint, stories
-from tinygpt.evaluate import token_byte_lengths, unigram_loss
-from tinygpt.prepare import prepare
-from tinygpt.shards import open_shards, sequential_windows
-from tinygpt.train import TrainingDiverged, lr_at, parse_duration, train, TrainConfig, load_config_file
+from tinygpt.training import checkpoint
+from tinygpt.data import stories
+from tinygpt.training.evaluate import token_byte_lengths, unigram_loss
+from tinygpt.data.prepare import prepare
+from tinygpt.data.shards import open_shards, sequential_windows
+from tinygpt.training.loop import TrainingDiverged, lr_at, parse_duration, train, TrainConfig, load_config_file
 
 # A tiny model, so that each run takes a second or two.
 TINY = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 64, "max_seq_len": 64}
@@ -177,7 +178,7 @@ class _StopAfter:
 
 @pytest.mark.parametrize("stop_at,dropout", [(1, 0.0), (7, 0.0), (10, 0.0), (19, 0.0), (7, 0.2)])
 def test_interrupted_and_resumed_run_is_bit_identical(shards, tmp_path, monkeypatch, stop_at, dropout):
-    T = sys.modules["tinygpt.train"]
+    T = sys.modules["tinygpt.training.loop"]
 
     kw = {**BASE, "grad_accum": 2, "save_every": 10, "dropout": dropout}
     train(data=shards, out=str(tmp_path / "straight"), steps=24, **kw)
@@ -260,7 +261,7 @@ def test_sigkill_during_checkpoint_write_keeps_the_previous_one(shards, tmp_path
     script = textwrap.dedent("""
         import os, signal, sys
         import tinygpt.tokenizer as tok
-        from tinygpt.train import train
+        from tinygpt.training import train
         calls = []
     """) + hook + f"train(data={shards!r}, out={str(run)!r}, steps=30, **{BASE!r}, save_every=5)\n"
     p = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=120, cwd=CWD)
@@ -410,7 +411,7 @@ def test_two_process_gloo_run_trains_in_sync_and_matches_one_process(shards, tmp
 
 
 def test_grad_accum_must_divide_over_processes(shards, tmp_path, monkeypatch):
-    T = sys.modules["tinygpt.train"]
+    T = sys.modules["tinygpt.training.loop"]
 
     monkeypatch.setattr(T, "_init_distributed", lambda device: T._Dist(rank=0, local_rank=0, world=2))
     monkeypatch.setattr(T._Dist, "barrier", lambda self: None)  # no process group in this test
@@ -552,10 +553,10 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (tmp_path / "demo" / "run" / "best" / "model.safetensors").is_file()
 
 
-def test_tinygpt_train_is_callable_and_a_module(shards, tmp_path):
+def test_tinygpt_train_trains(shards, tmp_path):
     import tinygpt
 
     s = tinygpt.train(data=shards, out=str(tmp_path / "run"), steps=2, **BASE)
-    assert s["steps"] == 2 and tinygpt.train.TrainConfig is TrainConfig
-    model, tok = tinygpt.checkpoint.load_run(tmp_path / "run", "latest")
+    assert s["steps"] == 2 and tinygpt.training.TrainConfig is TrainConfig
+    model, tok = checkpoint.load_run(tmp_path / "run", "latest")
     assert model.config.vocab_size == tok.vocab_size == 512

@@ -16,11 +16,11 @@ def run_demo(out: str = "demo", *, minutes: float = 4.0, stories: int = 20000, m
     """Writes `stories` built-in stories, trains a tokenizer and prepares shards, trains `model`
     for `minutes`, evaluates it, and returns (and prints) a few generated stories. `echo` prints
     a line; `stream` prints text without a newline as the stories are written (default: stdout)."""
-    from tinygpt import stories as story_gen
-    from tinygpt.checkpoint import load_run
+    from tinygpt.data import stories as story_gen
+    from tinygpt.training.checkpoint import load_run
     from tinygpt.generate import generate
-    from tinygpt.prepare import prepare
-    from tinygpt.train import train
+    from tinygpt.data.prepare import prepare
+    from tinygpt.training import train
 
     if stream is None:
         def stream(text):

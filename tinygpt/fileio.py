@@ -1,10 +1,14 @@
-"""Writing files so that a crash never leaves a half-written one behind."""
+"""Writing files and directories so that a crash never leaves a half-written one behind, and
+reading the versioned JSON files tinygpt writes."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import secrets
+import shutil
+from pathlib import Path
 from typing import IO, Iterator
 
 
@@ -26,6 +30,94 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kw) -> Iterato
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flushes a directory's entries (a rename in it) to disk, where the filesystem allows."""
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def new_hidden_dir(target: str | os.PathLike, kind: str = "tmp") -> Path:
+    """A new empty directory `.NAME.KIND<pid>-<random>` beside `target`, with the umask's
+    permissions (unlike `tempfile.mkdtemp`'s 0700: it becomes `target`)."""
+    target = Path(target)
+    while True:
+        path = target.with_name(f".{target.name}.{kind}{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
+def _old(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def publish_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Renames the complete directory `tmp` to `target`. An existing `target` steps aside as
+    `.NAME.old` first and is deleted after, so at every instant `target` or `.NAME.old` is a
+    complete directory (`recover_dir` finishes a publish a crash interrupted)."""
+    tmp, target = Path(tmp), Path(target)
+    fsync_dir(tmp)
+    old = _old(target)
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        if old.exists() and not target.exists():
+            os.rename(old, target)
+        raise
+    fsync_dir(target.parent)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def building_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """A hidden directory to fill; published as `target` on success, removed on any error."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = new_hidden_dir(target, "tmp")
+    try:
+        yield tmp
+        publish_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def recover_dir(target: str | os.PathLike) -> None:
+    """Finishes a `publish_dir` that a crash interrupted and removes abandoned temporary
+    directories beside `target`."""
+    target = Path(target)
+    old = _old(target)
+    if old.is_dir():
+        if target.is_dir():
+            shutil.rmtree(old)
+        else:
+            os.rename(old, target)
+    if target.parent.is_dir():
+        for p in target.parent.glob(f".{target.name}.tmp*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def published_dir(target: str | os.PathLike, marker: str) -> Path | None:
+    """The complete directory for `target` (one holding the file `marker`), or None: `target`
+    itself, or `.NAME.old` if a crash came between the two renames of a publish."""
+    target = Path(target)
+    for p in (target, _old(target)):
+        if (p / marker).is_file():
+            return p
+    return None
 
 
 def write_json(path: str | os.PathLike, obj, **dump_kw) -> None:

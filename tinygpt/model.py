@@ -263,22 +263,6 @@ class GPT(nn.Module):
             return logits
         return ops.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T), ignore_index=-100)
 
-    def generate(self, prompts, max_new_tokens: int = 256, *, eot: int | None = None, seed: int = 0,
-                 dtype="auto", **settings) -> list[list[int]]:
-        """Continues each prompt (a (B, T) tensor, or a list of token-id lists of any lengths) with
-        the KV-cache decoder and the fused sampler, stopping at `eot` (if given) or after
-        `max_new_tokens`. Returns the new token ids of each prompt. Settings: temperature, top_k,
-        top_p, min_p, repetition_penalty, frequency_penalty, presence_penalty (see
-        `tinygpt.generate.SamplingSettings`); temperature 0 is greedy."""
-        from tinygpt.generate import SamplingSettings, generate_ids
-
-        if isinstance(prompts, torch.Tensor):
-            if prompts.dim() != 2:
-                raise ValueError(f"prompts must have shape (B, T), got {tuple(prompts.shape)}")
-            prompts = prompts.tolist()
-        s = SamplingSettings(max_new_tokens=max_new_tokens, **settings)
-        return [g.ids for g in generate_ids(self, prompts, s, eot=eot, seed=seed, dtype=dtype)]
-
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameters, the tied head counted once. `non_embedding` leaves out the token
         embedding (and the output head when it is not tied)."""

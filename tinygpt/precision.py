@@ -17,7 +17,7 @@ def native_bf16(device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        from tinygpt import _C
+        from tinygpt._native import _C
 
         return _C._cpu_has_bf16()
     return False

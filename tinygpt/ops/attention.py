@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tinygpt.ops import reference
 from tinygpt.ops.cuda import use_kernel
 
-from tinygpt import _C  # noqa: F401  (registers the ops)
+from tinygpt._native import _C  # noqa: F401  (registers the ops)
 
 # The head dims the CUDA kernel is built for. Others up to 128 are zero-padded to the next one
 # (zero columns change no score, and the output's extra columns are zeros); larger use torch ops.

@@ -15,7 +15,7 @@ import torch
 from tinygpt.ops import reference
 from tinygpt.ops.cuda import dtypes_for, use_kernel
 
-from tinygpt import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
+from tinygpt._native import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
 
 
 

@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from tinygpt import _C
+from tinygpt._native import _C
 
 ENV = "TINYGPT_CUDA_KERNELS"
 _override: bool | None = None

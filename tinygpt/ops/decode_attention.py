@@ -12,7 +12,7 @@ import torch
 from tinygpt.ops import reference
 from tinygpt.ops.cuda import use_kernel
 
-import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
+from tinygpt._native import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
 
 
 @torch.library.register_fake("tinygpt::decode_attention")

@@ -9,7 +9,7 @@ import torch
 from tinygpt.ops import reference
 from tinygpt.ops.cuda import dtypes_for, use_kernel
 
-import tinygpt  # noqa: F401  (loads tinygpt._C, which registers the ops)
+from tinygpt._native import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import operator
 
 import torch
 
-from tinygpt import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
+from tinygpt._native import _C  # noqa: F401  (registers torch.ops.tinygpt.*)
 from tinygpt.ops import reference
 from tinygpt.ops.cuda import dtypes_for, use_kernel
 

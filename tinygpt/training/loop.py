@@ -29,18 +29,19 @@ import signal
 import sys
 import threading
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 import tinygpt.ops.cuda
-from tinygpt import checkpoint, evaluate, threads
+from tinygpt.training import checkpoint, evaluate
+from tinygpt import threads
 from tinygpt.fileio import atomic_write, read_versioned_json, write_json
 from tinygpt.model import GPT, PRESETS, get_preset
+from tinygpt.devices import resolve_device, wants_cuda
 from tinygpt.precision import pick_dtype
-from tinygpt.shards import WindowLoader, open_shards, sequential_windows
+from tinygpt.data.shards import WindowLoader, open_shards, sequential_windows
 
 RUN_FORMAT = "tinygpt-run"
 RUN_VERSION = 1
@@ -202,7 +203,7 @@ def _init_distributed(device: str) -> _Dist:
     import torch.distributed as dist
 
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    use_cuda = wants_cuda(device)
     if not dist.is_initialized():
         if use_cuda:
             torch.cuda.set_device(local)
@@ -211,14 +212,7 @@ def _init_distributed(device: str) -> _Dist:
 
 
 def _pick_device(name: str, dist: _Dist) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU")
-        if name == "cuda":
-            name = f"cuda:{dist.local_rank if dist.world > 1 else torch.cuda.current_device()}"
-    return torch.device(name)
+    return resolve_device(name, local_rank=dist.local_rank if dist.world > 1 else None)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -624,7 +618,7 @@ def _report_eval(verbose, step, tokens_seen, elapsed, ev, baseline, log) -> None
 
 
 def _plot(records, run: Path, cfg: TrainConfig) -> None:
-    from tinygpt.plot import plot_losses
+    from tinygpt.training.plot import plot_losses
 
     plot_losses(records, os.fspath(run / PLOT_FILE), title=f"{run.name}: preset {cfg.model}")
 
@@ -641,14 +635,3 @@ def _check_in_sync(model: GPT, dist: _Dist) -> bool | None:
     if flags.item():
         raise RuntimeError("the processes' weights differ at the end of training: the run is broken")
     return True
-
-
-class _CallableModule(types.ModuleType):
-    """`tinygpt.train(...)` calls `train`, while `tinygpt.train.TrainConfig` and the rest stay
-    reachable as module attributes."""
-
-    def __call__(self, *args, **kwargs):
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

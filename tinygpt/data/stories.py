@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from tinygpt import story_words as W
+from tinygpt.data import story_words as W
 
 FEATURES = ("dialogue", "bad ending", "moral value", "plot twist", "foreshadowing", "conflict")
 

@@ -81,7 +81,7 @@ def _tokenizer_export(args) -> int:
 def _stories(args) -> int:
     from tqdm import tqdm
 
-    from tinygpt import stories
+    from tinygpt.data import stories
     from tinygpt.fileio import atomic_write
 
     if args.count < 0:
@@ -114,7 +114,7 @@ def _stories(args) -> int:
 
 
 def _prepare(args) -> int:
-    from tinygpt.prepare import prepare
+    from tinygpt.data.prepare import prepare
 
     t0 = time.perf_counter()
     meta = prepare(
@@ -158,7 +158,7 @@ def _key_value(text: str) -> tuple[str, object]:
 
 
 def _train(args) -> int:
-    from tinygpt.train import TrainingDiverged, load_config_file, train
+    from tinygpt.training import TrainingDiverged, load_config_file, train
 
     settings = load_config_file(args.config) if getattr(args, "config", None) else {}
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "resume", "model_set")}
@@ -190,7 +190,7 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from tinygpt.evaluate import evaluate_run
+    from tinygpt.training.evaluate import evaluate_run
 
     res = evaluate_run(args.run, data=args.data, text=args.text, which=args.which, batch_size=args.batch_size,
                        seq_len=args.seq_len, max_tokens=args.max_tokens, device=args.device, dtype=args.dtype,
@@ -207,7 +207,7 @@ def _eval(args) -> int:
 def _generate(args) -> int:
     import torch
 
-    from tinygpt.checkpoint import load_run
+    from tinygpt.training.checkpoint import load_run
     from tinygpt.generate import SamplingSettings, generate
     from tinygpt.threads import configure
 
@@ -315,7 +315,7 @@ def _demo(args) -> int:
 
 def _add_train_parser(sub) -> None:
     from tinygpt.model import PRESETS
-    from tinygpt.train import TrainConfig
+    from tinygpt.training import TrainConfig
 
     d = TrainConfig()
     tr = sub.add_parser(

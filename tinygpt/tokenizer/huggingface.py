@@ -6,7 +6,7 @@ import json
 from typing import Mapping, Sequence
 
 from tinygpt.fileio import write_json
-from tinygpt.patterns import GPT2_PATTERN, from_onig, to_onig
+from tinygpt.tokenizer.patterns import GPT2_PATTERN, from_onig, to_onig
 
 
 def _bytes_to_unicode() -> dict[int, str]:

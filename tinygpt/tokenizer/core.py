@@ -19,9 +19,10 @@ from typing import Iterable, Mapping, Sequence, Union
 
 from tqdm.auto import tqdm
 
-from tinygpt import _C, huggingface
+from tinygpt._native import _C
+from tinygpt.tokenizer import huggingface
 from tinygpt.fileio import write_json
-from tinygpt.patterns import GPT2_PATTERN, GPT4_PATTERN, PATTERNS, resolve, split_covering
+from tinygpt.tokenizer.patterns import GPT2_PATTERN, GPT4_PATTERN, PATTERNS, resolve, split_covering
 
 __all__ = ["Tokenizer", "IncrementalDecoder", "GPT2_PATTERN", "GPT4_PATTERN", "PATTERNS"]
 

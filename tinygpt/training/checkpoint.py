@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import safetensors
 import safetensors.torch
 import torch
 
-from tinygpt.fileio import read_versioned_json
+from tinygpt.fileio import atomic_write, building_dir, published_dir, read_versioned_json, recover_dir, write_json
 from tinygpt.model import GPT
 from tinygpt.tokenizer import Tokenizer
 
@@ -44,15 +41,6 @@ class CheckpointError(ValueError):
     does not fit the run it is asked to continue."""
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -61,46 +49,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _old(path: Path) -> Path:
-    return path.with_name(f".{path.name}.old")
-
-
 def recover(path) -> None:
     """Finishes a publish that a crash interrupted and removes abandoned temporary directories
     (call it before writing into the run directory)."""
-    path = Path(path)
-    old = _old(path)
-    if old.is_dir():
-        if path.is_dir():
-            shutil.rmtree(old)
-        else:
-            os.rename(old, path)
-    if path.parent.is_dir():
-        for p in path.parent.glob(f".{path.name}.tmp*"):
-            shutil.rmtree(p, ignore_errors=True)
+    recover_dir(path)
 
 
 def resolve(path) -> Path | None:
     """The complete checkpoint directory for `path`, or None: `path` itself, or the previous one
     if a crash came between the two renames of a publish."""
-    path = Path(path)
-    for p in (path, _old(path)):
-        if (p / STATE_FILE).is_file():
-            return p
-    return None
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    _fsync_dir(tmp)
-    old = _old(path)
-    if old.exists():
-        shutil.rmtree(old)
-    if path.exists():
-        os.rename(path, old)
-    os.rename(tmp, path)
-    _fsync_dir(path.parent)
-    if old.exists():
-        shutil.rmtree(old)
+    return published_dir(path, STATE_FILE)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -126,30 +84,17 @@ def save(path, model: GPT, tokenizer: Tokenizer, state: dict,
     """Writes a checkpoint to directory `path` (replacing the one there only once the new one is
     complete). `state` is JSON-serializable (step, settings, ...); the optimizer and RNG states
     go in only when `optimizer` is given (a resumable checkpoint)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
-    try:
+    with building_dir(path) as tmp:
         model.save(tmp)
         tokenizer.save(tmp / TOKENIZER_FILE)
         if optimizer is not None:
             tensors = {**_optimizer_tensors(optimizer), **_rng_tensors()}
-            with open(tmp / TRAINER_FILE, "wb") as f:
+            with atomic_write(tmp / TRAINER_FILE, "wb") as f:
                 f.write(safetensors.torch.save(tensors))
-                f.flush()
-                os.fsync(f.fileno())
         files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
                  for p in sorted(tmp.iterdir()) if p.is_file()}
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, **state, "files": files}
-        with open(tmp / STATE_FILE, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        _publish(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / STATE_FILE, manifest, indent=2)
 
 
 def read_state(path, *, verify: bool = True) -> tuple[Path, dict]:

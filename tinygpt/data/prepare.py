@@ -12,9 +12,9 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from tinygpt import data
+from tinygpt.data import readers
 from tinygpt.fileio import write_json
-from tinygpt.shards import FORMAT, FORMAT_VERSION, META, TOKENIZER, ShardError, ShardWriter, dtype_for, open_shards
+from tinygpt.data.shards import FORMAT, FORMAT_VERSION, META, TOKENIZER, ShardError, ShardWriter, dtype_for, open_shards
 from tinygpt.tokenizer import Tokenizer
 
 DEFAULT_VAL_FRACTION = 0.02
@@ -113,8 +113,8 @@ def prepare(
         val_fraction = 0.0 if val is not None else DEFAULT_VAL_FRACTION
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    train_files = data.list_files(inputs)
-    val_files = data.list_files(val) if val is not None else []
+    train_files = readers.list_files(inputs)
+    val_files = readers.list_files(val) if val is not None else []
 
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
@@ -129,26 +129,26 @@ def prepare(
     is_val = _val_picker(val_fraction, seed)
     read = dict(errors=errors)
     if tok is None:
-        train_only = (s for s in data.iter_stories(train_files, **read) if not is_val(s))
+        train_only = (s for s in readers.iter_stories(train_files, **read) if not is_val(s))
         tok = Tokenizer.train(train_only, vocab_size, pattern=pattern, num_threads=num_threads,
                               progress=progress)
     kind = dtype_for(tok.vocab_size, dtype)
     eot = tok.eot_token
 
-    stats = {"train": data.ReadStats(), "val": data.ReadStats()}
+    stats = {"train": readers.ReadStats(), "val": readers.ReadStats()}
     counts = {sp: {"stories": 0, "bytes": 0} for sp in ("train", "val")}
     writers = {sp: ShardWriter(os.path.join(out, f"{sp}.bin"), kind) for sp in ("train", "val")}
     # progress counts bytes of text against the files' sizes (unknown for a Hugging Face dataset)
-    on_disk = [f for f in train_files + val_files if not f.startswith(data.HF_PREFIX)]
+    on_disk = [f for f in train_files + val_files if not f.startswith(readers.HF_PREFIX)]
     total = sum(os.path.getsize(f) for f in on_disk) if len(on_disk) == len(train_files + val_files) else None
     try:
         if val_files:
             streams = chain(
-                _batches(data.iter_stories(train_files, stats=stats["train"], **read), lambda s: "train"),
-                _batches(data.iter_stories(val_files, stats=stats["val"], **read), lambda s: "val"),
+                _batches(readers.iter_stories(train_files, stats=stats["train"], **read), lambda s: "train"),
+                _batches(readers.iter_stories(val_files, stats=stats["val"], **read), lambda s: "val"),
             )
         else:
-            streams = _batches(data.iter_stories(train_files, stats=stats["train"], **read),
+            streams = _batches(readers.iter_stories(train_files, stats=stats["train"], **read),
                                lambda s: "val" if is_val(s) else "train")
         with tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", disable=not progress) as bar:
             for sp, batch in _prefetch(streams):
@@ -200,7 +200,7 @@ def prepare(
 
 
 def _source(f: str) -> str:
-    return f if f.startswith(data.HF_PREFIX) else os.path.abspath(f)
+    return f if f.startswith(readers.HF_PREFIX) else os.path.abspath(f)
 
 
 def _check_out(out: str, tok: Tokenizer | None, overwrite: bool) -> None:

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tinygpt.devices import resolve_device
 from tinygpt.precision import DTYPES
-from tinygpt.shards import sequential_windows
+from tinygpt.data.shards import sequential_windows
 from tinygpt.tokenizer import Tokenizer
 
 
@@ -86,18 +87,18 @@ def evaluate_run(run, *, data: str | None = None, text: str | None = None, which
     """Evaluates a run's checkpoint on a prepared directory's validation split (`data`, by
     default the run's own) or on the stories of a text file (`text`). Returns `summarize`'s dict
     plus where the figures come from."""
-    from tinygpt import checkpoint, data as story_data
-    from tinygpt.shards import open_shards
+    from tinygpt.training import checkpoint
+    from tinygpt.data import readers
+    from tinygpt.data.shards import open_shards
 
     if data is not None and text is not None:
         raise ValueError("give data or text, not both")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     ckpt = checkpoint.find(run, which)
     model, tokenizer, state = checkpoint.load_model(ckpt, fused=fused, map_location=device)
     if text is not None:
         eot = tokenizer.eot_token
-        stories = story_data.read_stories(text)
+        stories = readers.read_stories(text)
         if not stories:
             raise ValueError(f"{text} holds no stories")
         sep = [] if eot is None else [eot]
@@ -120,5 +121,5 @@ def evaluate_run(run, *, data: str | None = None, text: str | None = None, which
     torch_dtype = DTYPES[dtype]
     sums = evaluate_batches(model, sequential_windows(tokens, batch_size, T, max_tokens),
                             token_byte_lengths(tokenizer, model.config.vocab_size),
-                            device=torch.device(device), dtype=torch_dtype)
+                            device=device, dtype=torch_dtype)
     return {**summarize(*sums), "checkpoint": str(ckpt), "step": state.get("step"), "seq_len": T, **source}
