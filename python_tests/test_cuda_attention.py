@@ -1,4 +1,4 @@
-"""The fused attention CUDA kernels (csrc/attention/cuda.cu) against the PyTorch reference: on the
+"""The fused attention CUDA kernels (csrc/ops/attention/cuda.cu) against the PyTorch reference: on the
 CPU emulation always, on a GPU where there is one. Emulation shapes stay small (every CUDA thread
 is a fiber there)."""
 

@@ -16,8 +16,8 @@ import torch.utils.cpp_extension
 from conftest import ROOT
 
 CSRC = os.path.join(ROOT, "csrc")
-CU = sorted(glob.glob(os.path.join(CSRC, "*", "cuda.cu")))
-GLUE = sorted(glob.glob(os.path.join(CSRC, "*", "*_cuda.cpp")))
+CU = sorted(glob.glob(os.path.join(CSRC, "ops", "*", "cuda.cu")))
+GLUE = sorted(glob.glob(os.path.join(CSRC, "ops", "*", "*_cuda.cpp")))
 
 
 def _nvcc():
@@ -43,8 +43,8 @@ def test_every_kernel_has_cuda_source_glue_and_launchers():
     kernels = {os.path.basename(os.path.dirname(p)) for p in CU}
     assert {"attention", "decode_attention", "sample", "rms_norm", "rope", "swiglu", "cross_entropy"} <= kernels
     for k in kernels:
-        assert os.path.exists(os.path.join(CSRC, k, "cuda.h")), k
-        assert os.path.exists(os.path.join(CSRC, k, f"{k}_cuda.cpp")), k
+        assert os.path.exists(os.path.join(CSRC, "ops", k, "cuda.h")), k
+        assert os.path.exists(os.path.join(CSRC, "ops", k, f"{k}_cuda.cpp")), k
 
 
 def test_kernel_sources_include_only_cuda_headers():

@@ -1,4 +1,4 @@
-"""The cross-entropy CUDA kernels (csrc/cross_entropy/cuda.cu) against the plain PyTorch reference
+"""The cross-entropy CUDA kernels (csrc/ops/cross_entropy/cuda.cu) against the plain PyTorch reference
 (tinygpt.ops.reference.cross_entropy, F.cross_entropy) on the CPU emulation of CUDA and, where
 present, on a GPU: loss, lse and gradient for fp32 (tight, against float64) and bf16/fp16
 (FlashAttention's rule), odd vocabularies, ignored rows (some, all, none, a real class as

@@ -1,4 +1,4 @@
-"""The decode-attention CUDA kernel (csrc/decode_attention/cuda.cu) against
+"""The decode-attention CUDA kernel (csrc/ops/decode_attention/cuda.cu) against
 tinygpt.ops.reference.decode_attention: on the CPU emulation of CUDA always, on a GPU where there
 is one. Outputs (fp32 tight, bf16/fp16 by FlashAttention's rule), the caches mutated exactly like
 the reference's, GQA/MQA, idle rows, the last cache slot, head dims 2..256, and the input checks."""

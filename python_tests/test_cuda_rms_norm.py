@@ -1,4 +1,4 @@
-"""The RMSNorm CUDA kernels (csrc/rms_norm/cuda.cu) against the PyTorch reference, on the CPU
+"""The RMSNorm CUDA kernels (csrc/ops/rms_norm/cuda.cu) against the PyTorch reference, on the CPU
 emulation and, where present, a GPU."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""The rotary-embedding and SwiGLU CUDA kernels (csrc/rope/cuda.cu, csrc/swiglu/cuda.cu) against
+"""The rotary-embedding and SwiGLU CUDA kernels (csrc/ops/rope/cuda.cu, csrc/ops/swiglu/cuda.cu) against
 the plain PyTorch reference (tinygpt.ops.reference), forward and backward, on the CPU emulation
 of CUDA and, where present, on a GPU: fp32 tightly, bf16/fp16 by FlashAttention's rule (at most
 twice the error of PyTorch computing in the low precision), vector and scalar paths (D/2 and

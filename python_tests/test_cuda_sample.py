@@ -1,4 +1,4 @@
-"""The sampling CUDA kernel (csrc/sample/cuda.cu) against tinygpt.ops.reference.sample_probs and
+"""The sampling CUDA kernel (csrc/ops/sample/cuda.cu) against tinygpt.ops.reference.sample_probs and
 the CPU op: on the CPU emulation of CUDA always, on a GPU where there is one. The distribution
 (`sample_probs`) over rows of 1 to ~5000 tokens (ties, -inf entries, peaked and flat rows, each
 filter alone and combined, per-row tensors, fp32/bf16/fp16 logits), the draw (`sample`) with

@@ -1,4 +1,4 @@
-"""The fused cross-entropy (csrc/cross_entropy, tinygpt/ops/cross_entropy.py) against the plain
+"""The fused cross-entropy (csrc/ops/cross_entropy, tinygpt/ops/cross_entropy.py) against the plain
 PyTorch reference (tinygpt.ops.reference.cross_entropy, i.e. F.cross_entropy in fp32): loss and
 gradient on every per-ISA build, bf16 logits, extreme logits, the torch.library registrations
 (opcheck, torch.compile) and the input checks."""

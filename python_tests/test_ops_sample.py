@@ -1,4 +1,4 @@
-"""The fused sampler (csrc/sample, tinygpt/ops/sample.py) against the reference distribution
+"""The fused sampler (csrc/ops/sample, tinygpt/ops/sample.py) against the reference distribution
 (tinygpt.ops.reference.sample_probs): the distribution it draws from (support and probabilities,
 on every per-ISA build, for random logits from hypothesis), the draw itself (inverse CDF probes
 with chosen uniforms, greedy = argmax, over 10^6 seeded draws a chi-square test per setting),

@@ -1,4 +1,4 @@
-// What every csrc/<kernel>/cuda.cu includes first. The same kernel source builds two ways:
+// What every csrc/ops/<kernel>/cuda.cu includes first. The same kernel source builds two ways:
 //  - with nvcc for the GPU (only CUDA headers: no torch, raw pointers, cudaStream_t);
 //  - as C++ against the CPU emulation in csrc/cuda_emu (TINYGPT_CUDA_EMU), which the tests run.
 // Rules for kernels, so that both builds agree:

@@ -1,6 +1,6 @@
-// Shared helpers of the torch glue for the CUDA kernels (csrc/<kernel>/*_cuda.cpp). The glue
+// Shared helpers of the torch glue for the CUDA kernels (csrc/ops/<kernel>/*_cuda.cpp). The glue
 // includes torch but no CUDA header: it hands raw pointers and the current stream (as void*) to
-// the launchers declared in csrc/<kernel>/cuda.h. The same glue builds two ways:
+// the launchers declared in csrc/ops/<kernel>/cuda.h. The same glue builds two ways:
 //  - in CUDA builds, registered as the CUDA implementations of torch.ops.tinygpt.*;
 //  - in the emulation module (TINYGPT_CUDA_EMU), registered as the CPU implementations of
 //    torch.ops.tinygpt_emu.* (same schemas), running the kernels on the CPU emulation.

@@ -1,5 +1,5 @@
 // A CPU emulation of the CUDA features tinygpt's kernels use, so that the same kernel source
-// (csrc/<kernel>/cuda.cu) compiles as C++ and runs in tests on machines without a GPU.
+// (csrc/ops/<kernel>/cuda.cu) compiles as C++ and runs in tests on machines without a GPU.
 //
 // Each block runs on one OS thread; each CUDA thread of the block is a fiber (ucontext) that runs
 // until it reaches a barrier. Between barriers the fibers run one after another in a shuffled

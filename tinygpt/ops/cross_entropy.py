@@ -1,4 +1,4 @@
-"""Fused cross-entropy over the vocabulary (csrc/cross_entropy): log-softmax, NLL and the mean in
+"""Fused cross-entropy over the vocabulary (csrc/ops/cross_entropy): log-softmax, NLL and the mean in
 one pass over each row of logits, and the gradient in one more pass, without materializing the
 probabilities. `tinygpt.ops.reference.cross_entropy` is the plain PyTorch version.
 
@@ -38,7 +38,7 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, ignore_index: 
 
 
 def _check(op: str, logits: torch.Tensor, targets: torch.Tensor) -> None:
-    # The same checks as the C++ glue (csrc/cross_entropy/cpu.cpp), for fake tensors.
+    # The same checks as the C++ glue (csrc/ops/cross_entropy/cpu.cpp), for fake tensors.
     if logits.dtype not in dtypes_for(logits):
         raise TypeError(f"{op}: logits must be float32 or bfloat16 (or float16 on CUDA), got {logits.dtype}")
     if targets.dtype != torch.int64:

@@ -1,6 +1,6 @@
 """Which implementation the fused ops use on CUDA tensors.
 
-The CUDA kernels (csrc/<kernel>/cuda.cu) are tested on a CPU emulation of CUDA in CI; until they
+The CUDA kernels (csrc/ops/<kernel>/cuda.cu) are tested on a CPU emulation of CUDA in CI; until they
 have been verified on a GPU they are opt-in: set `TINYGPT_CUDA_KERNELS=1` (or call
 `set_kernels_enabled(True)`) to run them. Otherwise `tinygpt.ops.*` on CUDA tensors computes with
 the plain PyTorch ops of `tinygpt.ops.reference` (same signatures, same results to rounding).

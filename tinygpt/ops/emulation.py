@@ -1,6 +1,6 @@
 """The CUDA kernels on a CPU emulation of CUDA, for tests on machines without a GPU.
 
-`tinygpt._cuda_emu` is the kernels' source (csrc/<kernel>/cuda.cu) compiled as C++ against
+`tinygpt._cuda_emu` is the kernels' source (csrc/ops/<kernel>/cuda.cu) compiled as C++ against
 csrc/cuda_emu: CUDA threads become fibers, `__syncthreads` a barrier, warp shuffles and votes
 exchanges among 32 fibers, WMMA fragments a scrambled layout. Its torch glue is the CUDA build's,
 registered as the CPU implementations of `torch.ops.tinygpt_emu.*`, which have the schemas of

@@ -1,4 +1,4 @@
-"""Fused sampling of token ids from logits (csrc/sample): temperature, top-k, top-p (nucleus) and
+"""Fused sampling of token ids from logits (csrc/ops/sample): temperature, top-k, top-p (nucleus) and
 min-p filtering and the draw by inverse CDF, in a few vectorized passes over each row and without
 sorting the vocabulary. `tinygpt.ops.reference.sample_probs` defines the distribution exactly and
 `tinygpt.ops.reference.sample` is the plain PyTorch version (softmax, sort, cumsum, multinomial).
@@ -118,7 +118,7 @@ def sample_probs(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, m
 
 
 def _check(op: str, logits: torch.Tensor) -> None:
-    # The same checks as the C++ glue (csrc/sample/cpu.cpp), for fake tensors.
+    # The same checks as the C++ glue (csrc/ops/sample/cpu.cpp), for fake tensors.
     if logits.dtype not in dtypes_for(logits):
         raise TypeError(f"{op}: logits must be float32 or bfloat16 (or float16 on CUDA), got {logits.dtype}")
     if logits.dim() != 2:

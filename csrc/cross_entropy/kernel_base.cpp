@@ -1,1 +1,0 @@
-#include "cross_entropy/kernel.h"

@@ -1,0 +1,1 @@
+#include "ops/decode_attention/kernel.h"

@@ -1,0 +1,1 @@
+#include "ops/rms_norm/kernel.h"

@@ -1,1 +1,0 @@
-#include "rms_norm/kernel.h"

@@ -1,1 +1,0 @@
-#include "rope/kernel.h"

@@ -1,1 +1,0 @@
-#include "swiglu/kernel.h"
