@@ -151,6 +151,30 @@ def test_from_tiktoken_file_roundtrip(tok, tmp_path, corpus):
     assert back.encode_batch(corpus[:50]) == tok.encode_batch(corpus[:50])
 
 
+def test_save_ranks_is_a_tiktoken_file(tok, tmp_path, corpus, monkeypatch):
+    from tiktoken.load import load_tiktoken_bpe
+
+    from tinygpt.tokenizer.tiktoken_format import read_ranks, save_ranks
+
+    path = tmp_path / "vocab.tiktoken"
+    save_ranks(tok, path)
+    tt = tok.to_tiktoken()
+    lines = path.read_text(encoding="ascii").splitlines()
+    assert [int(line.split()[1]) for line in lines] == sorted(tt["mergeable_ranks"].values())
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the file itself, no cache copy keyed on its path
+    ranks = load_tiktoken_bpe(str(path))
+    assert ranks == read_ranks(str(path)) == tt["mergeable_ranks"]
+    assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
+    enc = tiktoken.Encoding("t", pat_str=tt["pat_str"], mergeable_ranks=ranks, special_tokens=tt["special_tokens"])
+    for s in corpus[:50] + ["x" + EOT + "y", "naïve café 東京 😀\n\n  end"]:
+        assert enc.encode(s, allowed_special="all") == tok.encode(s, allowed_special="all")
+    assert Tokenizer.from_tiktoken(tt["pat_str"], path, tt["special_tokens"]).fingerprint == tok.fingerprint
+    hf_style = Tokenizer([bytes([b]) for b in range(256)] + [b"ab"], merges=[(97, 98)])
+    with pytest.raises(ValueError, match="merge list"):
+        save_ranks(hf_style, tmp_path / "hf.tiktoken")
+    assert not (tmp_path / "hf.tiktoken").exists()
+
+
 def test_from_huggingface_of_export_and_of_hf_trained(tok, tmp_path, corpus):
     path = tmp_path / "tokenizer.json"
     tok.to_huggingface(path)

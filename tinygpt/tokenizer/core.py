@@ -1,4 +1,7 @@
-"""Byte-level BPE tokenizer (GPT-2 / tiktoken style) with a native core.
+"""Byte-level BPE tokenizer (GPT-2 / tiktoken style) with a native core: construction, encoding
+and decoding. Training (trainer.py), the JSON file (jsonfile.py), tiktoken (tiktoken_format.py)
+and Hugging Face (huggingface.py) interchange live beside it; `Tokenizer` reaches them through
+thin methods, and none of them imports this module.
 
 Pre-tokenization splits text with a regex pattern ("gpt2", "gpt4" = cl100k, or a custom regex);
 each pre-token is then merged by rank. The built-in patterns are split by hand-written native
@@ -8,52 +11,22 @@ code; custom patterns go through the `regex` module.
 from __future__ import annotations
 
 import array
-import base64
 import codecs
 import hashlib
 import json
 import os
-import warnings
-from collections import Counter
 from typing import Iterable, Mapping, Sequence, Union
 
-from tqdm.auto import tqdm
-
 from tinygpt._native import _C
-from tinygpt.tokenizer import huggingface
-from tinygpt.fileio import write_json
+from tinygpt.tokenizer import huggingface, jsonfile, tiktoken_format
+from tinygpt.tokenizer.limits import MAX_ID, default_threads as _default_threads
 from tinygpt.tokenizer.patterns import GPT2_PATTERN, GPT4_PATTERN, PATTERNS, resolve, split_covering
 
 __all__ = ["Tokenizer", "IncrementalDecoder", "GPT2_PATTERN", "GPT4_PATTERN", "PATTERNS"]
 
-FORMAT = "tinygpt-tokenizer"
-FORMAT_VERSION = 1
 EOT = "<|endoftext|>"
-MAX_ID = 1 << 24  # ids index dense tables: a corrupt file must not ask for gigabytes
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-def _default_threads(num_threads: int | None) -> int:
-    if num_threads is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not Linux
-            return max(1, os.cpu_count() or 1)
-    if not isinstance(num_threads, int) or isinstance(num_threads, bool) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
-    return num_threads
-
-
-def _looks_like_paths(items: Sequence) -> bool:
-    """A list of str is taken as file paths only when every entry names an existing file."""
-    if not items:
-        return False
-    if all(isinstance(x, os.PathLike) for x in items):
-        return True
-    return all(
-        isinstance(x, str) and len(x) < 4096 and "\n" not in x and os.path.isfile(x) for x in items
-    )
 
 
 class IncrementalDecoder:
@@ -323,7 +296,11 @@ class Tokenizer:
         """An incremental decoder for streaming generation."""
         return IncrementalDecoder(self, errors)
 
-    # ------------------------------------------------------------------------------- training
+    def merges(self) -> list[tuple[int, int]]:
+        """The merge rules as pairs of token ids, in priority order (the first merges first)."""
+        return list(self._merges) if self._merges is not None else [tuple(m) for m in self._core.derive_merges()]
+
+    # ------------------------------------------------------------- training (in trainer.py)
     @classmethod
     def train(
         cls,
@@ -341,219 +318,33 @@ class Tokenizer:
         text are cut out. Deterministic: the same input gives the same vocabulary whatever
         `num_threads` is. Merge ties go to the smaller (left id, right id) pair. `progress` shows
         a progress bar (on stderr) while the text is read."""
-        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool):
-            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
-        if isinstance(special_tokens, str):
-            special_tokens = (special_tokens,)
-        specials = list(special_tokens)
-        if len(set(specials)) != len(specials):
-            raise ValueError(f"duplicate special tokens: {specials}")
-        for s in specials:
-            if not isinstance(s, str) or not s:
-                raise ValueError(f"special tokens must be non-empty str, got {s!r}")
-        minimum = 256 + len(specials)
-        if vocab_size < minimum:
-            raise ValueError(
-                f"vocab_size={vocab_size} is too small: a byte-level BPE needs at least 256 byte "
-                f"tokens + {len(specials)} special tokens = {minimum}"
-            )
-        pat, kind = resolve(pattern)
-        threads = _default_threads(num_threads)
-        counter = _C.WordCounter(kind, specials, threads)
-        sources = list(cls._iter_sources(texts)) if isinstance(texts, (list, tuple)) else cls._iter_sources(texts)
-        total = None
-        if isinstance(sources, list) and all(k == "file" for k, _ in sources):
-            total = sum(os.path.getsize(p) for _, p in sources if os.path.isfile(p))
-        with tqdm(total=total, unit="B", unit_scale=True, desc="reading text", disable=not progress) as bar:
-            if kind == "custom":
-                cls._count_custom(counter, sources, pat, specials, bar)
-            else:
-                cls._count_native(counter, sources, bar)
-        if counter.num_bytes == 0:
-            raise ValueError("empty corpus: there is no text to train on")
-        want = vocab_size - minimum
-        new_tokens, _ = counter.train(want)
-        if len(new_tokens) < want:
-            warnings.warn(
-                f"the corpus only supports {len(new_tokens)} merges, so the vocabulary has "
-                f"{minimum + len(new_tokens)} tokens instead of {vocab_size}",
-                stacklevel=2,
-            )
-        tokens = [bytes([b]) for b in range(256)] + list(new_tokens)
-        ids = {s: len(tokens) + k for k, s in enumerate(specials)}
-        return cls(tokens, special_tokens=ids, pattern=pat)
+        from tinygpt.tokenizer import trainer  # loads tqdm: only when training
 
-    @staticmethod
-    def _iter_sources(texts):
-        """Yields ('file', path) or ('text', str)."""
-        if isinstance(texts, (str, bytes)):
-            raise TypeError(
-                "texts must be an iterable of str or a list of file paths, not a single "
-                f"{type(texts).__name__}: wrap it in a list"
-            )
-        if isinstance(texts, os.PathLike):
-            texts = [texts]
-        if isinstance(texts, (list, tuple)) and _looks_like_paths(texts):
-            for p in texts:
-                yield "file", os.fspath(p)
-            return
-        for t in texts:
-            if isinstance(t, os.PathLike):
-                yield "file", os.fspath(t)
-            elif isinstance(t, str):
-                yield "text", t
-            else:
-                raise TypeError(f"texts must contain str or paths, got {type(t).__name__}")
+        return cls(**trainer.train(texts, vocab_size, pattern=pattern, special_tokens=special_tokens,
+                                   num_threads=num_threads, progress=progress))
 
-    @staticmethod
-    def _count_native(counter, sources, bar) -> None:
-        batch: list[str] = []
-        size = 0
-
-        def flush() -> None:
-            before = counter.num_bytes
-            counter.add_texts(batch)
-            bar.update(counter.num_bytes - before)
-            batch.clear()
-
-        for kind, item in sources:
-            if kind == "file":
-                if not os.path.isfile(item):
-                    raise FileNotFoundError(f"training file not found: {item}")
-                done = [0]
-
-                def advance(n: int) -> None:
-                    bar.update(n - done[0])
-                    done[0] = n
-
-                counter.add_file(item, advance)
-                continue
-            batch.append(item)
-            size += len(item)
-            if size >= 8 << 20:
-                flush()
-                size = 0
-        if batch:
-            flush()
-
-    @staticmethod
-    def _count_custom(counter, sources, pat: str, specials: list[str], bar) -> None:
-        import regex
-
-        rx = regex.compile(pat)
-        cut = regex.compile("|".join(regex.escape(s) for s in sorted(specials, key=len, reverse=True)))
-        counts: Counter = Counter()
-
-        def add(text: str) -> None:
-            for seg in cut.split(text) if specials else [text]:
-                counts.update(split_covering(rx, seg))
-
-        # The slow path: files are read whole, since a custom pattern has no known safe cut points.
-        for kind, item in sources:
-            if kind == "file":
-                if not os.path.isfile(item):
-                    raise FileNotFoundError(f"training file not found: {item}")
-                with open(item, "rb") as f:
-                    raw = f.read()
-                try:
-                    add(raw.decode("utf-8"))
-                except UnicodeDecodeError as e:
-                    raise ValueError(f"'{item}' is not valid UTF-8 at byte offset {e.start}") from None
-                bar.update(len(raw))
-            else:
-                add(item)
-                bar.update(len(item.encode()))
-        for piece, n in sorted(counts.items()):
-            counter.add_piece(piece.encode(), n)
-
-    # ---------------------------------------------------------------------------- persistence
+    # ------------------------------------------------------- persistence (in jsonfile.py)
     def _state(self) -> dict:
-        special_ids = set(self._specials.values())
-        state = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "pattern": self._pattern,
-            "mode": "ranks" if self._merges is None else "merges",
-            "tokens": [
-                None if (t is None or i in special_ids) else base64.b64encode(t).decode("ascii")
-                for i, t in enumerate(self._tokens)
-            ],
-            "special_tokens": dict(self._specials),
-        }
-        if self._merges is not None:
-            state["merges"] = [list(m) for m in self._merges]
-            state["ignore_merges"] = self._ignore_merges
-        return state
+        return jsonfile.state(self._tokens, self._specials, self._pattern, self._merges, self._ignore_merges)
 
     def save(self, path: PathLike) -> None:
         """Writes the tokenizer as JSON (format documented in the README), atomically."""
-        write_json(path, self._state(), indent=None, separators=(",", ":"))
+        jsonfile.save(path, self._state())
 
     @classmethod
     def load(cls, path: PathLike) -> "Tokenizer":
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"tokenizer file not found: {path}")
-        try:
-            with open(path, encoding="utf-8") as f:
-                state = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} is not a tinygpt tokenizer file (unreadable JSON: {e})") from None
-        return cls._from_state(state, path)
+        return cls._from_state(jsonfile.read(path), path)
 
     @classmethod
     def _from_state(cls, state, where: str) -> "Tokenizer":
-        def bad(msg: str) -> ValueError:
-            return ValueError(f"{where} is not a valid tinygpt tokenizer file: {msg}")
+        with jsonfile.invalid_file(where):
+            return cls(**jsonfile.parse(state, where))
 
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise bad(f"missing \"format\": \"{FORMAT}\"")
-        version = state.get("version")
-        if not isinstance(version, int):
-            raise bad("missing version")
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{where} was written by a newer tinygpt (tokenizer format version {version}; "
-                f"this one reads up to {FORMAT_VERSION}): upgrade tinygpt"
-            )
-        try:
-            pattern = state["pattern"]
-            mode = state["mode"]
-            raw = state["tokens"]
-            specials = state["special_tokens"]
-            if mode not in ("ranks", "merges") or not isinstance(raw, list):
-                raise bad(f"unknown mode {mode!r}")
-            if not isinstance(specials, dict):
-                raise bad("special_tokens must be an object")
-            tokens = [None if t is None else base64.b64decode(t, validate=True) for t in raw]
-            merges = None
-            if mode == "merges":
-                merges = [(int(a), int(b)) for a, b in state["merges"]]
-            return cls(
-                tokens,
-                special_tokens=specials,
-                pattern=pattern,
-                merges=merges,
-                ignore_merges=bool(state.get("ignore_merges", False)),
-            )
-        except ValueError as e:
-            if str(e).startswith(where):
-                raise
-            raise bad(str(e)) from None
-        except (KeyError, TypeError, base64.binascii.Error) as e:
-            raise bad(f"{type(e).__name__}: {e}") from None
-
-    # ---------------------------------------------------------------------------- interchange
+    # ---------------------------------------- interchange (tiktoken_format.py, huggingface.py)
     def to_tiktoken(self) -> dict:
         """`pat_str`, `mergeable_ranks` and `special_tokens` for `tiktoken.Encoding(name, **it)`."""
-        if self._merges is not None:
-            raise ValueError(
-                "this tokenizer applies an explicit merge list (it came from a Hugging Face file); "
-                "tiktoken's rank semantics cannot express it exactly"
-            )
-        special_ids = set(self._specials.values())
-        ranks = {t: i for i, t in enumerate(self._tokens) if t is not None and i not in special_ids}
-        return {"pat_str": self._pattern, "mergeable_ranks": ranks, "special_tokens": dict(self._specials)}
+        return tiktoken_format.to_tiktoken(self._tokens, self._specials, self._pattern, self._merges is not None)
 
     @classmethod
     def from_tiktoken(
@@ -565,38 +356,11 @@ class Tokenizer:
     ) -> "Tokenizer":
         """From tiktoken's pieces: the pattern (or "gpt2"/"gpt4"), the ranks (a dict, or the path
         of a `.tiktoken` rank file: one "base64-token rank" per line), and special tokens."""
-        if isinstance(mergeable_ranks, (str, os.PathLike)):
-            mergeable_ranks = cls._read_tiktoken_file(os.fspath(mergeable_ranks))
-        tokens: list[bytes | None] = []
-        for t, r in mergeable_ranks.items():
-            if not isinstance(t, bytes) or not isinstance(r, int) or not 0 <= r < MAX_ID:
-                raise ValueError(f"mergeable_ranks must map bytes to non-negative int ranks, got {t!r}: {r!r}")
-            while len(tokens) <= r:
-                tokens.append(None)
-            if tokens[r] is not None:
-                raise ValueError(f"rank {r} is given twice in mergeable_ranks")
-            tokens[r] = t
-        return cls(tokens, special_tokens=special_tokens or {}, pattern=pat_str)
+        return cls(**tiktoken_format.from_tiktoken(pat_str, mergeable_ranks, special_tokens, MAX_ID))
 
     @staticmethod
     def _read_tiktoken_file(path: str) -> dict[bytes, int]:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"tiktoken rank file not found: {path}")
-        ranks = {}
-        with open(path, "rb") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    tok, rank = line.split()
-                    ranks[base64.b64decode(tok, validate=True)] = int(rank)
-                except (ValueError, base64.binascii.Error):
-                    raise ValueError(f"{path}:{n}: not a '<base64> <rank>' line") from None
-        return ranks
-
-    def merges(self) -> list[tuple[int, int]]:
-        """The merge rules as pairs of token ids, in priority order (the first merges first)."""
-        return list(self._merges) if self._merges is not None else [tuple(m) for m in self._core.derive_merges()]
+        return tiktoken_format.read_ranks(path)
 
     def to_huggingface(self, path: PathLike) -> None:
         """Writes a `tokenizer.json` that Hugging Face `tokenizers` loads and that encodes
