@@ -3,7 +3,7 @@
 
     python bench/bench_data.py [--threads 2] [--repeats 3] [--corpus-mb 30] [--json out.json] [--quick]
 
-Generator: stories per second on one core (`tinygpt.stories.generate`), against the >= 5,000/s
+Generator: stories per second on one core (`tinygpt.data.stories.generate`), against the >= 5,000/s
 goal, and the variety of its text against the real TinyStories sample: distinct word 4-grams per
 1,000 words, measured on the same number of words of each.
 

@@ -8,7 +8,7 @@
   measured in the same run);
 - RMSNorm, rotary embedding, SwiGLU and cross-entropy, forward+backward, against their plain
   PyTorch references (`tinygpt.ops.reference`);
-- a full training step (forward, backward, AdamW) of the ~1M and ~15M presets, fused ops against
+- a full training step (forward, backward, AdamW) of the `1m`, `8m` and `15m` presets, fused ops against
   the same model on the reference path, eager: tokens per second.
 
 Threads: OMP_WAIT_POLICY=ACTIVE is set before torch loads (unless already set), since with the

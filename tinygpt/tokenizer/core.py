@@ -328,7 +328,7 @@ class Tokenizer:
         return jsonfile.state(self._tokens, self._specials, self._pattern, self._merges, self._ignore_merges)
 
     def save(self, path: PathLike) -> None:
-        """Writes the tokenizer as JSON (format documented in the README), atomically."""
+        """Writes the tokenizer as JSON (format: docs/tokenizer.md), atomically."""
         jsonfile.save(path, self._state())
 
     @classmethod

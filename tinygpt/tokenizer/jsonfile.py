@@ -1,5 +1,5 @@
-"""The tinygpt tokenizer file: JSON, format "tinygpt-tokenizer", version 1 (documented in the
-README). Building the state dict, writing it atomically, reading and validating it.
+"""The tinygpt tokenizer file: JSON, format "tinygpt-tokenizer", version 1 (documented in
+docs/tokenizer.md). Building the state dict, writing it atomically, reading and validating it.
 
 Plain data in and out (the constructor's arguments); it imports nothing from `core`."""
 
