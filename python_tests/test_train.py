@@ -25,7 +25,8 @@ from tinygpt.data import stories
 from tinygpt.training.evaluate import token_byte_lengths, unigram_loss
 from tinygpt.data.prepare import prepare
 from tinygpt.data.shards import open_shards, sequential_windows
-from tinygpt.training.loop import TrainingDiverged, lr_at, parse_duration, train, TrainConfig, load_config_file
+from tinygpt.training.config import TrainConfig, load_config_file, parse_duration
+from tinygpt.training.loop import TrainingDiverged, lr_at, train
 
 # A tiny model, so that each run takes a second or two.
 TINY = {"dim": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 64, "max_seq_len": 64}
@@ -411,10 +412,10 @@ def test_two_process_gloo_run_trains_in_sync_and_matches_one_process(shards, tmp
 
 
 def test_grad_accum_must_divide_over_processes(shards, tmp_path, monkeypatch):
-    T = sys.modules["tinygpt.training.loop"]
+    D = sys.modules["tinygpt.training.distributed"]
 
-    monkeypatch.setattr(T, "_init_distributed", lambda device: T._Dist(rank=0, local_rank=0, world=2))
-    monkeypatch.setattr(T._Dist, "barrier", lambda self: None)  # no process group in this test
+    monkeypatch.setattr(D, "init_distributed", lambda device: D.Distributed(rank=0, local_rank=0, world=2))
+    monkeypatch.setattr(D.Distributed, "barrier", lambda self: None)  # no process group in this test
     with pytest.raises(ValueError, match="multiple of it"):
         train(data=shards, out=str(tmp_path / "r"), steps=2, **BASE, grad_accum=3)
 

@@ -34,6 +34,8 @@ FORMAT_VERSION = 1
 STATE_FILE = "state.json"
 TRAINER_FILE = "trainer.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
+# A run directory's two checkpoints (`find` picks one; `tinygpt.training.rundir` writes them).
+LATEST, BEST = "latest", "best"
 
 
 class CheckpointError(ValueError):
@@ -178,14 +180,14 @@ def load_trainer(found: Path, optimizer: torch.optim.Optimizer) -> None:
 def find(run, which: str = "best") -> Path:
     """The checkpoint directory of a run: RUN/best or RUN/latest (falling back to the other when
     it does not exist yet), or `run` itself when it is a checkpoint directory."""
-    if which not in ("best", "latest"):
+    if which not in (BEST, LATEST):
         raise ValueError(f"which must be best or latest, got {which!r}")
     run = Path(run)
     if not run.is_dir():
         raise FileNotFoundError(f"no run directory {run}")
     if resolve(run) is not None:
         return run
-    for name in (which, "latest" if which == "best" else "best"):
+    for name in (which, LATEST if which == BEST else BEST):
         if resolve(run / name) is not None:
             return run / name
     raise FileNotFoundError(f"{run} holds no checkpoint yet (no {run / which})")
