@@ -12,6 +12,7 @@ import pytest
 
 from tinygpt.data import story_words as sw
 from tinygpt.data import stories
+from tinygpt.data import story_templates
 from tinygpt.data import read_stories
 
 N = 3000
@@ -59,7 +60,7 @@ def test_length_and_layout(corpus):
         assert 2 <= len(paras) <= 5 and all(p.strip() == p and p for p in paras), st.text
         assert not re.search(r"[{}\[\]|]|  ", st.text), st.text
         assert not re.search(r" [.,!?]|\.\.|,,|\bthe the\b|\ba a\b", st.text), st.text
-        assert not st.text.startswith(tuple(w + x for w in stories._CONNECT for x in " ,")), st.text
+        assert not st.text.startswith(tuple(w + x for w in story_templates.CONNECT for x in " ,")), st.text
         # sentences start with a capital letter (after speech, `"Hi!" said Max.` goes on in lowercase)
         assert not re.search(r"^[a-z]|[.!?] +[a-z]|\n[a-z]", st.text), st.text
 
@@ -215,6 +216,20 @@ def test_cli_writes_txt_jsonl_and_prompts(tmp_path):
     r = run_cli("stories", "--count", "-3", "--out", str(tmp_path / "x.txt"))
     assert r.returncode == 2 and "count" in r.stderr
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_format_story_txt_jsonl_and_prompts():
+    st = stories.generate_story(4, 2)
+    assert stories.format_story(st) == stories.story_txt(st) == st.text + "\n<|endoftext|>\n"
+    assert stories.format_story(st, "txt", prompts=True) == st.prompt + "\n"
+    line = stories.format_story(st, "jsonl")
+    assert line == stories.story_json(st) + "\n" and line.count("\n") == 1
+    assert json.loads(line)["story"] == st.text
+    row = json.loads(stories.format_story(st, "jsonl", prompts=True))
+    assert "story" not in row and row["prompt"] == st.prompt and row["source"] == "tinygpt-stories"
+    for fmt in ("json", "TXT", ""):
+        with pytest.raises(ValueError, match="format"):
+            stories.format_story(st, fmt)
 
 
 def test_write_txt_reads_back_as_the_same_stories(tmp_path):

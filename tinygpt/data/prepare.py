@@ -1,4 +1,4 @@
-"""`tinygpt prepare`: stories -> tokenizer -> `train.bin` / `val.bin` shards (see `tinygpt.shards`)."""
+"""`tinygpt prepare`: stories -> tokenizer -> `train.bin` / `val.bin` shards (see `tinygpt.data.shards`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from tinygpt.data import readers
-from tinygpt.fileio import write_json
-from tinygpt.data.shards import FORMAT, FORMAT_VERSION, META, TOKENIZER, ShardError, ShardWriter, dtype_for, open_shards
+from tinygpt.data.shards import (
+    META, TOKENIZER, ShardError, ShardWriter, dtype_for, open_shards, remove_meta, write_meta,
+)
 from tinygpt.tokenizer import Tokenizer
 
 DEFAULT_VAL_FRACTION = 0.02
@@ -107,75 +108,31 @@ def prepare(
     writes `out/train.bin`, `out/val.bin`, `out/tokenizer.json` and `out/meta.json`.
     Validation stories come from `val` files, or else a `val_fraction` of the input chosen by a
     hash of each story keyed by `seed`. Returns the metadata written."""
-    if val is not None and val_fraction is not None:
-        raise ValueError("give either val files or val_fraction, not both")
-    if val_fraction is None:
-        val_fraction = 0.0 if val is not None else DEFAULT_VAL_FRACTION
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    val_fraction = _val_fraction(val, val_fraction)
     train_files = readers.list_files(inputs)
     val_files = readers.list_files(val) if val is not None else []
-
-    out = os.fspath(out)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ShardError(f"--out {out} exists and is not a directory")
-    os.makedirs(out, exist_ok=True)
-
+    out = _out_dir(out)
     tok = Tokenizer.load(tokenizer) if isinstance(tokenizer, (str, os.PathLike)) else tokenizer
     if tok is not None and tok.eot_token is None:
         raise ValueError("the tokenizer has no <|endoftext|> token, which the shards put after every story")
     _check_out(out, tok, overwrite)
 
     is_val = _val_picker(val_fraction, seed)
-    read = dict(errors=errors)
     if tok is None:
-        train_only = (s for s in readers.iter_stories(train_files, **read) if not is_val(s))
+        train_only = (s for s in readers.iter_stories(train_files, errors=errors) if not is_val(s))
         tok = Tokenizer.train(train_only, vocab_size, pattern=pattern, num_threads=num_threads,
                               progress=progress)
     kind = dtype_for(tok.vocab_size, dtype)
-    eot = tok.eot_token
-
     stats = {"train": readers.ReadStats(), "val": readers.ReadStats()}
-    counts = {sp: {"stories": 0, "bytes": 0} for sp in ("train", "val")}
     writers = {sp: ShardWriter(os.path.join(out, f"{sp}.bin"), kind) for sp in ("train", "val")}
-    # progress counts bytes of text against the files' sizes (unknown for a Hugging Face dataset)
-    on_disk = [f for f in train_files + val_files if not f.startswith(readers.HF_PREFIX)]
-    total = sum(os.path.getsize(f) for f in on_disk) if len(on_disk) == len(train_files + val_files) else None
     try:
-        if val_files:
-            streams = chain(
-                _batches(readers.iter_stories(train_files, stats=stats["train"], **read), lambda s: "train"),
-                _batches(readers.iter_stories(val_files, stats=stats["val"], **read), lambda s: "val"),
-            )
-        else:
-            streams = _batches(readers.iter_stories(train_files, stats=stats["train"], **read),
-                               lambda s: "val" if is_val(s) else "train")
-        with tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", disable=not progress) as bar:
-            for sp, batch in _prefetch(streams):
-                flat = tok.encode_batch_flat(batch, separator=eot, disallowed_special=(), num_threads=num_threads)
-                writers[sp].write(np.frombuffer(flat, dtype=np.uint32))
-                nbytes = sum(len(s.encode("utf-8")) for s in batch)
-                counts[sp]["stories"] += len(batch)
-                counts[sp]["bytes"] += nbytes
-                bar.update(nbytes)
-            if total is not None:  # separators and cleaned-away whitespace were not counted
-                bar.update(max(0, total - bar.n))
-        if counts["train"]["stories"] == 0:
-            raise ValueError(
-                "empty corpus: no training stories in " + ", ".join(train_files)
-                + (" (all of them went to validation: lower --val-fraction)" if counts["val"]["stories"] else "")
-            )
-        if counts["val"]["stories"] == 0 and (val_files or val_fraction > 0):
-            raise ValueError(
-                "the validation split is empty: " + ("the --val files hold no stories" if val_files else
-                f"no story fell in the {val_fraction:g} fraction; raise --val-fraction or pass --val FILE")
-            )
+        streams = _streams(train_files, val_files, is_val, stats, errors)
+        counts = _tokenize(tok, streams, writers, _total_bytes(train_files + val_files), num_threads, progress)
+        _check_counts(counts, train_files, val_files, val_fraction)
         meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
             "dtype": kind,
             "vocab_size": tok.vocab_size,
-            "eot_token": eot,
+            "eot_token": tok.eot_token,
             "tokenizer": {"file": TOKENIZER, "sha256": tok.fingerprint, "trained_here": tokenizer is None},
             "splits": {sp: {"tokens": writers[sp].tokens, **counts[sp]} for sp in ("train", "val")},
             "sources": {"train": [_source(f) for f in train_files], "val": [_source(f) for f in val_files]},
@@ -183,20 +140,86 @@ def prepare(
             "seed": seed,
             "reading": {sp: stats[sp].__dict__.copy() for sp in ("train", "val") if stats[sp].files},
         }
-        # meta.json marks a finished directory: drop any old one before the files change under it
-        meta_path = os.path.join(out, META)
-        if os.path.exists(meta_path):
-            os.remove(meta_path)
-        for w in writers.values():
-            w.commit()
-        tok.save(os.path.join(out, TOKENIZER))
-        write_json(meta_path, meta, indent=2)
+        meta = _commit(out, tok, writers, meta)
     except BaseException:
         for w in writers.values():
             w.abort()
         raise
     meta["summary"] = {sp: stats[sp].summary() for sp in ("train", "val") if stats[sp].files}
     return meta
+
+
+def _val_fraction(val, val_fraction: float | None) -> float:
+    if val is not None and val_fraction is not None:
+        raise ValueError("give either val files or val_fraction, not both")
+    if val_fraction is None:
+        val_fraction = 0.0 if val is not None else DEFAULT_VAL_FRACTION
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    return val_fraction
+
+
+def _out_dir(out) -> str:
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ShardError(f"--out {out} exists and is not a directory")
+    os.makedirs(out, exist_ok=True)
+    return out
+
+
+def _total_bytes(files: list[str]) -> int | None:
+    """What the progress bar counts to: the files' sizes (unknown for a Hugging Face dataset)."""
+    on_disk = [f for f in files if not f.startswith(readers.HF_PREFIX)]
+    return sum(os.path.getsize(f) for f in on_disk) if len(on_disk) == len(files) else None
+
+
+def _streams(train_files, val_files, is_val, stats, errors):
+    """(split, batch of stories) pairs: the --val files' stories go to val, else the hash decides."""
+    train = readers.iter_stories(train_files, stats=stats["train"], errors=errors)
+    if val_files:
+        val = readers.iter_stories(val_files, stats=stats["val"], errors=errors)
+        return chain(_batches(train, lambda s: "train"), _batches(val, lambda s: "val"))
+    return _batches(train, lambda s: "val" if is_val(s) else "train")
+
+
+def _tokenize(tok, streams, writers, total, num_threads, progress) -> dict:
+    """Encodes each batch (an end-of-text after every story) into its split's writer."""
+    counts = {sp: {"stories": 0, "bytes": 0} for sp in ("train", "val")}
+    with tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", disable=not progress) as bar:
+        for sp, batch in _prefetch(streams):
+            flat = tok.encode_batch_flat(batch, separator=tok.eot_token, disallowed_special=(),
+                                         num_threads=num_threads)
+            writers[sp].write(np.frombuffer(flat, dtype=np.uint32))
+            nbytes = sum(len(s.encode("utf-8")) for s in batch)
+            counts[sp]["stories"] += len(batch)
+            counts[sp]["bytes"] += nbytes
+            bar.update(nbytes)
+        if total is not None:  # separators and cleaned-away whitespace were not counted
+            bar.update(max(0, total - bar.n))
+    return counts
+
+
+def _check_counts(counts, train_files, val_files, val_fraction) -> None:
+    if counts["train"]["stories"] == 0:
+        raise ValueError(
+            "empty corpus: no training stories in " + ", ".join(train_files)
+            + (" (all of them went to validation: lower --val-fraction)" if counts["val"]["stories"] else "")
+        )
+    if counts["val"]["stories"] == 0 and (val_files or val_fraction > 0):
+        raise ValueError(
+            "the validation split is empty: " + ("the --val files hold no stories" if val_files else
+            f"no story fell in the {val_fraction:g} fraction; raise --val-fraction or pass --val FILE")
+        )
+
+
+def _commit(out, tok, writers, meta) -> dict:
+    """Publishes the shards and the tokenizer, then meta.json, which marks the directory finished
+    (the old one goes first, before the files change under it)."""
+    remove_meta(out)
+    for w in writers.values():
+        w.commit()
+    tok.save(os.path.join(out, TOKENIZER))
+    return write_meta(out, meta)
 
 
 def _source(f: str) -> str:

@@ -8,7 +8,6 @@ is refused. `WindowLoader` draws training windows from the memory-mapped tokens.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Iterator
@@ -16,6 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from tinygpt.fileio import read_versioned_json, write_json
 from tinygpt.tokenizer import Tokenizer
 
 FORMAT = "tinygpt-shards"
@@ -40,6 +40,36 @@ def dtype_for(vocab_size: int, requested: str = "auto") -> str:
 
 class ShardError(ValueError):
     """A shard directory that cannot be used (unfinished, damaged, or from another tokenizer)."""
+
+
+def write_meta(path: str, meta: dict) -> dict:
+    """Writes `path/meta.json` (atomically): `meta` after this format's "format" and "version" keys;
+    returns what it wrote. Write it last: it marks the directory finished."""
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, **meta}
+    write_json(os.path.join(path, META), meta, indent=2)
+    return meta
+
+
+def remove_meta(path: str) -> None:
+    """Marks `path` unfinished, before the files that `meta.json` describes change under it."""
+    meta_path = os.path.join(path, META)
+    if os.path.exists(meta_path):
+        os.remove(meta_path)
+
+
+def read_meta(path: str) -> dict:
+    """The metadata `write_meta` wrote in the directory `path`, of this format version or an older one;
+    `ShardError` when it is missing (an unfinished prepare), unreadable, of another kind, or newer."""
+    meta_path = os.path.join(path, META)
+    if not os.path.isfile(meta_path):
+        raise ShardError(
+            f"{path} has no {META}: it is not a prepared directory, or its `tinygpt prepare` did "
+            "not finish; run it again"
+        )
+    try:
+        return read_versioned_json(meta_path, FORMAT, FORMAT_VERSION, "tinygpt shard metadata file", ShardError)
+    except OSError as e:
+        raise ShardError(f"{meta_path} is unreadable ({e}); run `tinygpt prepare` again") from None
 
 
 @dataclass
@@ -72,24 +102,7 @@ def open_shards(path: str, tokenizer: Tokenizer | None = None) -> Shards:
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"no such shard directory: {path} (make one with `tinygpt prepare`)")
-    meta_path = os.path.join(path, META)
-    if not os.path.isfile(meta_path):
-        raise ShardError(
-            f"{path} has no {META}: it is not a prepared directory, or its `tinygpt prepare` did "
-            "not finish; run it again"
-        )
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ShardError(f"{meta_path} is unreadable ({e}); run `tinygpt prepare` again") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ShardError(f"{meta_path} is not tinygpt shard metadata")
-    if meta.get("version") != FORMAT_VERSION:
-        raise ShardError(
-            f"{path} holds shards of format version {meta.get('version')}; this tinygpt reads "
-            f"version {FORMAT_VERSION}: prepare them again"
-        )
+    meta = read_meta(path)
     itemsize = np.dtype(meta["dtype"]).itemsize
     for split in SPLITS:
         f = os.path.join(path, f"{split}.bin")

@@ -1,0 +1,37 @@
+"""`tinygpt demo`: the whole loop on the built-in stories, offline."""
+
+from __future__ import annotations
+
+import inspect
+
+from tinygpt.cli.flags import add_dtype, add_model, add_out, add_quiet, add_seed, add_vocab_size
+
+
+def add_parser(sub) -> None:
+    from tinygpt.demo import run_demo
+
+    d = {k: v.default for k, v in inspect.signature(run_demo).parameters.items()}
+    dm = sub.add_parser("demo", help="the whole loop on built-in stories, offline: data, tokenizer, training, stories",
+                        description="Writes built-in children's stories, trains a tokenizer, prepares shards, trains "
+                        "a small model under a time budget, evaluates it, and prints stories it writes. "
+                        "About 5 minutes on a 2-core CPU with the defaults.")
+    add_out(dm, required=False, default=d["out"], help=f"working directory (default ./{d['out']})")
+    dm.add_argument("--minutes", type=float, default=d["minutes"],
+                    help=f"training time budget in minutes (default {d['minutes']:g})")
+    dm.add_argument("--stories", type=int, default=d["stories"], help=f"stories in the corpus (default {d['stories']})")
+    add_model(dm, default=d["model"], help=f"model preset (default {d['model']})")
+    add_vocab_size(dm, default=d["vocab_size"], help=f"tokenizer size (default {d['vocab_size']})")
+    dm.add_argument("--samples", type=int, default=d["samples"],
+                    help=f"stories to generate at the end (default {d['samples']})")
+    add_seed(dm, default=d["seed"], help=f"seed of the corpus, the weights and the sampling (default {d['seed']})")
+    add_dtype(dm, default=d["dtype"], help=f"as for train (default {d['dtype']})")
+    add_quiet(dm, help="no progress bars")
+    dm.set_defaults(func=demo_command)
+
+
+def demo_command(args) -> int:
+    from tinygpt.demo import run_demo
+
+    run_demo(args.out, minutes=args.minutes, stories=args.stories, model=args.model, vocab_size=args.vocab_size,
+             samples=args.samples, seed=args.seed, dtype=args.dtype, progress=not args.quiet)
+    return 0
