@@ -33,10 +33,13 @@ class _CallableTraining(types.ModuleType):
 
     def __init__(self, target: types.ModuleType):
         super().__init__("tinygpt.train", target.__doc__)
-        self.__dict__.update({k: v for k, v in vars(target).items() if not k.startswith("__")})
+        self._target = target
+
+    def __getattr__(self, name):
+        return getattr(self._target, name)
 
     def __call__(self, *args, **kwargs):
-        return self.train(*args, **kwargs)
+        return self._target.train(*args, **kwargs)
 
 
 def load(old: str) -> types.ModuleType:
