@@ -18,7 +18,6 @@ peer's (a mismatch exits 1). A second tinygpt row includes training the 4096-tok
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -28,6 +27,10 @@ import tempfile
 import time
 from itertools import chain
 from pathlib import Path
+
+from machine import print_table  # bench/machine.py, beside this script
+
+from tinygpt.fileio import write_json
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO.parent / "shared" / "data" / "tinystories" / "TinyStories-train-sample.txt"
@@ -168,11 +171,9 @@ def main() -> int:
 
     print(f"\nmachine: {res['machine']}; threads {args.threads}; median of {args.repeats} runs; "
           f"tinygpt {res['tinygpt']}, tiktoken {res['tiktoken']}\n")
-    print("| measure | tinygpt | peer | ratio |\n|---|---|---|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    print_table("| measure | tinygpt | peer | ratio |\n|---|---|---|---|", rows)
     if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
+        write_json(args.json, res, indent=2)
     bad = any(v.get("ids_identical") is False for v in res.values() if isinstance(v, dict))
     return 1 if bad else 0
 

@@ -21,7 +21,6 @@ comparison interleaved. The CUDA kernels are switched on for the run (TINYGPT_CU
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -34,6 +33,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import tinygpt.ops  # noqa: E402
 from tinygpt import _C  # noqa: E402
+from tinygpt.fileio import write_json  # noqa: E402
 from tinygpt.model import GPT, get_preset  # noqa: E402
 from tinygpt.ops import reference  # noqa: E402
 
@@ -188,8 +188,7 @@ def main(argv=None):
     for key in args.only.split(","):
         results[key] = benches[key](device, args.quick)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        write_json(args.json, results, indent=2)
     return results
 
 

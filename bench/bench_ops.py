@@ -20,7 +20,6 @@ with the same settings, interleaved, and the medians of --repeats timed runs are
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -46,7 +45,10 @@ import torch.nn.functional as F  # noqa: E402
 
 import tinygpt  # noqa: E402
 from tinygpt import _C, ops  # noqa: E402
+from tinygpt.fileio import write_json  # noqa: E402
 from tinygpt.ops import reference as R  # noqa: E402
+
+from machine import print_table  # noqa: E402  (bench/machine.py)
 
 torch.set_num_threads(ARGS.threads)
 REPEATS = 1 if ARGS.quick else ARGS.repeats
@@ -176,12 +178,9 @@ def main() -> int:
         bench_train(rows, res, peak)
     print(f"\n{res['machine']}; torch {res['torch']}; threads {ARGS.threads}, OMP_WAIT_POLICY="
           f"{res['omp_wait_policy']}; medians of {REPEATS}; fp32 GEMM peak {peak:.0f} GFLOP/s\n")
-    print("| measure | tinygpt | peer | speed-up | note |\n|---|---:|---:|---:|---|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    print_table("| measure | tinygpt | peer | speed-up | note |\n|---|---:|---:|---:|---|", rows)
     if ARGS.json:
-        with open(ARGS.json, "w") as f:
-            json.dump(res, f, indent=2)
+        write_json(ARGS.json, res, indent=2)
     return 0
 
 

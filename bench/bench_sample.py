@@ -23,7 +23,6 @@ top_k) at B=64, and never slower than the reference at B=1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -46,6 +45,7 @@ import torch  # noqa: E402
 
 import tinygpt  # noqa: E402
 from tinygpt import _C, ops  # noqa: E402
+from tinygpt.fileio import write_json  # noqa: E402
 from tinygpt.ops import reference as R  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -118,8 +118,7 @@ def main() -> int:
               f"{worst[2]})")
     res["targets_met"] = ok
     if ARGS.json:
-        with open(ARGS.json, "w") as f:
-            json.dump(res, f, indent=2)
+        write_json(ARGS.json, res, indent=2)
     return 0
 
 

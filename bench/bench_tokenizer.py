@@ -37,6 +37,8 @@ from pathlib import Path
 
 from machine import cpu_name  # bench/machine.py, beside this script
 
+from tinygpt.fileio import write_json
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "tinystories" / "TinyStories-train-sample.txt"
 EOT = "<|endoftext|>"
@@ -346,7 +348,7 @@ def main() -> None:
     r["targets"] = targets(r, T)
     print(report(r, T))
     if a.json:
-        a.json.write_text(json.dumps(r, indent=2) + "\n")
+        write_json(a.json, r, indent=2)
         print(f"\nwrote {a.json}")
 
 

@@ -63,6 +63,7 @@ import torch  # noqa: E402
 from machine import cpu_name  # noqa: E402  (bench/machine.py, beside this script)
 from tinygpt import _C
 from tinygpt.data import stories  # noqa: E402
+from tinygpt.fileio import write_json  # noqa: E402
 from tinygpt.data.prepare import prepare  # noqa: E402
 from tinygpt.training import parse_duration, train  # noqa: E402
 
@@ -172,8 +173,7 @@ def main() -> None:
                   f"{row['final_val_loss']:.4f} ({row['final_val_bpb']:.4f}) | "
                   f"{row['best_val_loss']:.4f} ({row['best_val_bpb']:.4f}) |")
     if ARGS.json:
-        with open(ARGS.json, "w") as fh:
-            json.dump({"machine": machine(), "mode": ARGS.mode, "rows": rows}, fh, indent=2)
+        write_json(ARGS.json, {"machine": machine(), "mode": ARGS.mode, "rows": rows}, indent=2)
 
 
 if __name__ == "__main__":

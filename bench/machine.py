@@ -12,3 +12,10 @@ def cpu_name() -> str:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or platform.machine() or "unknown"
+
+
+def print_table(header: str, rows) -> None:
+    """A markdown table: `header` (its head and rule lines), then one line per row of strings."""
+    print(header)
+    for r in rows:
+        print("| " + " | ".join(r) + " |")

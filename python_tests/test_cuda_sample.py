@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from test_ops_sample import ONE_MINUS, repeat_rows, run_opcheck
+from test_ops_sample import ONE_MINUS, logits_with_ties, repeat_rows, run_opcheck
 from test_ops_sample import assert_matches_reference as _assert_matches_reference
 from tinygpt.ops import reference
 
@@ -224,10 +224,7 @@ def test_inverse_cdf_probes(cuda_backend, V, kind, kw, dtype):
 def test_greedy_is_argmax(cuda_backend, dtype):
     g = torch.Generator().manual_seed(3)
     for V in [1, 2, 17, 1000, 3001]:
-        logits = (torch.randn(5, V, generator=g) * 3).round().to(dtype)  # many tied maxima
-        logits[1] = float("-inf")
-        logits[1, V // 2] = -5.0
-        logits[2] = 0.0
+        logits = logits_with_ties(5, V, dtype, g)
         want = logits.float().argmax(-1)
         x = logits.to(cuda_backend.device)
         u = torch.rand(5, dtype=torch.float64, generator=g)

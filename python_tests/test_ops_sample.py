@@ -228,14 +228,20 @@ def test_inverse_cdf_probes(isa, V, kw, dtype):
     assert got.tolist() == want.tolist()
 
 
+def logits_with_ties(B, V, dtype, g):
+    """Rounded logits (many tied maxima), a row that is -inf but for one token, and a row of zeros."""
+    logits = (torch.randn(B, V, generator=g) * 3).round().to(dtype)
+    logits[1] = float("-inf")
+    logits[1, V // 2] = -5.0
+    logits[2] = 0.0
+    return logits
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_greedy_is_argmax(isa, dtype):
     g = torch.Generator().manual_seed(3)
     for V in [1, 2, 17, 1000, 50257]:
-        logits = (torch.randn(12, V, generator=g) * 3).round().to(dtype)  # many tied maxima
-        logits[1] = float("-inf")
-        logits[1, V // 2] = -5.0
-        logits[2] = 0.0
+        logits = logits_with_ties(12, V, dtype, g)
         want = logits.argmax(-1)
         for kw in [dict(), dict(top_k=3, top_p=0.5, min_p=0.3)]:
             assert torch.equal(sample(logits, temperature=0.0, **kw), want)

@@ -39,11 +39,18 @@ inline uint64_t hash_bytes(const char* p, size_t n) {
 }
 
 // uint64 key -> V. Key ~0 is reserved as the empty marker.
+// Open-addressing tables stay at most half full: the smallest power of two >= 2n (and >= 16).
+inline size_t table_capacity_for(size_t n) {
+  size_t c = 16;
+  while (c < n * 2) c <<= 1;
+  return c;
+}
+
 template <class V>
 class U64Map {
  public:
   static constexpr uint64_t kEmpty = ~uint64_t{0};
-  explicit U64Map(size_t expected = 16) { rehash(capacity_for(expected)); }
+  explicit U64Map(size_t expected = 16) { rehash(table_capacity_for(expected)); }
 
   V* find(uint64_t key) {
     size_t i = mix64(key) & mask_;
@@ -78,11 +85,6 @@ class U64Map {
   }
 
  private:
-  static size_t capacity_for(size_t n) {
-    size_t c = 16;
-    while (c < n * 2) c <<= 1;
-    return c;
-  }
   void rehash(size_t cap) {
     std::vector<uint64_t> ok = std::move(keys_);
     std::vector<V> ov = std::move(vals_);
@@ -102,7 +104,7 @@ class U64Map {
 template <class V>
 class BytesMap {
  public:
-  explicit BytesMap(size_t expected = 16) { rehash(capacity_for(expected)); }
+  explicit BytesMap(size_t expected = 16) { rehash(table_capacity_for(expected)); }
 
   V* find(std::string_view key) { return find(key, hash_bytes(key.data(), key.size())); }
   const V* find(std::string_view key) const { return const_cast<BytesMap*>(this)->find(key); }
@@ -165,11 +167,6 @@ class BytesMap {
     uint32_t len = kEmptyLen;
     V val{};
   };
-  static size_t capacity_for(size_t n) {
-    size_t c = 16;
-    while (c < n * 2) c <<= 1;
-    return c;
-  }
   void rehash(size_t cap) {
     std::vector<Slot> old = std::move(slots_);
     slots_.assign(cap, Slot{});
