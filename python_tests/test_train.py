@@ -311,7 +311,7 @@ def test_damaged_checkpoints_are_refused(finished_run, damage, message):
     with pytest.raises(checkpoint.CheckpointError, match=message):
         checkpoint.load_run(finished_run, "latest")
     r = cli("train", "--out", finished_run, "--resume", "--steps", 8)
-    assert r.returncode == 2 and re.search(message, r.stderr) and "Traceback" not in r.stderr
+    assert r.returncode == 1 and re.search(message, r.stderr) and "Traceback" not in r.stderr
 
 
 def _edit_state(run: Path, **changes):
@@ -416,6 +416,7 @@ def test_grad_accum_must_divide_over_processes(shards, tmp_path, monkeypatch):
 
     monkeypatch.setattr(D, "init_distributed", lambda device: D.Distributed(rank=0, local_rank=0, world=2))
     monkeypatch.setattr(D.Distributed, "barrier", lambda self: None)  # no process group in this test
+    monkeypatch.setattr(D.Distributed, "all_true", lambda self, ok: ok)
     with pytest.raises(ValueError, match="multiple of it"):
         train(data=shards, out=str(tmp_path / "r"), steps=2, **BASE, grad_accum=3)
 
@@ -467,7 +468,7 @@ def test_eval_cli_on_text_counts_every_byte(finished_run, tmp_path):
 
 def test_eval_refuses_data_of_another_tokenizer(finished_run, other_shards):
     r = cli("eval", "--run", finished_run, "--data", other_shards)
-    assert r.returncode == 2 and "another tokenizer" in r.stderr
+    assert r.returncode == 1 and "another tokenizer" in r.stderr
 
 
 # ------------------------------------------------------------------------------------------------
@@ -517,7 +518,7 @@ def test_cli_errors_are_clear(shards, tmp_path, args, message):
     if message == "no CUDA GPU" and torch.cuda.is_available():
         pytest.skip("a GPU is present")
     r = cli(*[a.format(tmp=tmp_path, shards=shards) for a in args])
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr
     assert message in r.stderr and "Traceback" not in r.stderr
 
 

@@ -10,7 +10,7 @@ import sys
 
 from tinygpt.cli.flags import (add_batch_size, add_data, add_device, add_dtype, add_json, add_model, add_out,
                                add_quiet, add_reference, add_run, add_seed, add_seq_len, add_threads, add_which,
-                               count, key_value)
+                               count, flag_words, key_value)
 
 TRAIN_DESCRIPTION = (
     "Trains a GPT on the shards `tinygpt prepare` wrote. AdamW, linear warmup then cosine decay, "
@@ -135,10 +135,21 @@ def _train_settings(args) -> dict:
     return settings
 
 
+def _check_settings(settings: dict) -> None:
+    """The training library's checks of each value (`config.check_settings`), run before any work
+    so that an error names the flag: `seed must be ...` is `--seed must be ...` here."""
+    from tinygpt.training import config
+
+    names = [*config.INTEGERS, *config.REALS, "min_lr", "dtype", "device"]
+    with flag_words({**{n: "--" + n.replace("_", "-") for n in names}, "model_overrides": "--model-set"}):
+        config.check_settings(settings)
+
+
 def train_command(args) -> int:
     from tinygpt.training import TrainingDiverged, train as run_training
 
     settings = _train_settings(args)
+    _check_settings(settings)
     try:
         summary = run_training(resume=getattr(args, "resume", False), **settings)
     except TrainingDiverged as e:

@@ -5,8 +5,9 @@ A checkpoint directory holds:
 - `model.safetensors` + `config.json`: the model (`GPT.save`; `GPT.load` reads the directory);
 - `tokenizer.json`: the tokenizer the model was trained with;
 - `trainer.safetensors`: the optimizer's moment tensors and the RNG states (no pickle);
-- `state.json`, written last: the step, tokens seen, the run's settings, and the size and SHA-256
-  of every other file, so truncation or corruption anywhere is caught on load.
+- `state.json`, written last: the step, tokens seen, the run's settings, the size and SHA-256 of
+  every other file, and the SHA-256 of its own contents (`state_sha256`), so truncation,
+  corruption or an edit anywhere, the trainer state included, is caught on load.
 
 It is written into a hidden temporary directory, every file flushed to disk, then published by
 renaming: the old directory steps aside as `.NAME.old`, the new one takes its name, the old one
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -30,7 +32,8 @@ from tinygpt.model import GPT
 from tinygpt.tokenizer import Tokenizer
 
 FORMAT = "tinygpt-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: state.json covers itself (state_sha256); 1 is still read, without that check
+STATE_DIGEST = "state_sha256"
 STATE_FILE = "state.json"
 TRAINER_FILE = "trainer.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
@@ -49,6 +52,14 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _state_digest(manifest: dict) -> str:
+    """The SHA-256 of state.json's contents but the digest itself, in one canonical JSON form, so
+    that it does not depend on how the file is laid out."""
+    body = {k: v for k, v in manifest.items() if k != STATE_DIGEST}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def recover(path) -> None:
@@ -96,6 +107,7 @@ def save(path, model: GPT, tokenizer: Tokenizer, state: dict,
         files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
                  for p in sorted(tmp.iterdir()) if p.is_file()}
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, **state, "files": files}
+        manifest[STATE_DIGEST] = _state_digest(json.loads(json.dumps(manifest)))  # of what a load reads
         write_json(tmp / STATE_FILE, manifest, indent=2)
 
 
@@ -114,6 +126,7 @@ def read_state(path, *, verify: bool = True) -> tuple[Path, dict]:
     if not isinstance(files, dict) or "model.safetensors" not in files:
         raise CheckpointError(f"{state_path} has no valid file list")
     if verify:
+        _verify_state(found, state)
         for name, info in files.items():
             p = found / name
             if not p.is_file():
@@ -127,6 +140,15 @@ def read_state(path, *, verify: bool = True) -> tuple[Path, dict]:
             if _sha256(p) != info.get("sha256"):
                 raise CheckpointError(f"checkpoint {found} is corrupt: the SHA-256 of {name} does not match")
     return found, state
+
+
+def _verify_state(found: Path, state: dict) -> None:
+    """state.json of a version-2 checkpoint must match its own SHA-256 (version 1 had none)."""
+    if state["version"] >= 2 and state.get(STATE_DIGEST) != _state_digest(state):
+        raise CheckpointError(
+            f"checkpoint {found} is corrupt: {STATE_FILE} does not match its SHA-256 (edited or damaged), "
+            "so its step and trainer state cannot be trusted"
+        )
 
 
 def load_model(path, *, fused: bool = True, map_location="cpu") -> tuple[GPT, Tokenizer, dict]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,45 +53,79 @@ class TrainConfig:
             raise ValueError("no training data: give --data DIR (a directory made by `tinygpt prepare`)")
         if not self.out:
             raise ValueError("no run directory: give --out RUN")
-        if self.model not in PRESETS:
-            raise ValueError(f"unknown model preset {self.model!r}; valid presets: {', '.join(PRESETS)}")
-        if not isinstance(self.model_overrides, dict):
-            raise ValueError("model_overrides must be a dict of GPTConfig fields")
-        self._validate_counts()
-        self._validate_numbers()
-        if self.dtype not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"dtype must be auto, fp32 or bf16, got {self.dtype!r}")
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-
-    def _validate_counts(self) -> None:
-        for name in ("batch_size", "warmup", "eval_every", "eval_tokens", "log_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "warmup" else 1):
-                raise ValueError(f"{name} must be a{' non-negative' if name == 'warmup' else ' positive'} "
-                                 f"integer, got {v!r}")
-        for name in ("steps", "tokens", "seq_len", "grad_accum", "save_every", "threads"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-
-    def _validate_numbers(self) -> None:
-        if self.time_budget is not None and not (self.time_budget > 0 and math.isfinite(self.time_budget)):
-            raise ValueError(f"time_budget must be a positive number of seconds, got {self.time_budget!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.min_lr is not None and not (0 <= self.min_lr <= self.lr):
-            raise ValueError(f"min_lr must be in [0, lr], got {self.min_lr!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not self.weight_decay >= 0 or not self.grad_clip >= 0:
-            raise ValueError("weight_decay and grad_clip must be >= 0 (grad_clip 0: no clipping)")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        check_settings(self.to_dict())
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# The range of each integer setting. Counts stop at what an int64 holds (torch's and numpy's
+# integers); sizes of a batch at a C int; threads at what a machine could use.
+INT64_MAX, SIZE_MAX, MAX_THREADS = 2**63 - 1, 2**31 - 1, 4096
+INTEGERS = {"seed": (0, INT64_MAX), "steps": (1, INT64_MAX), "tokens": (1, INT64_MAX), "warmup": (0, INT64_MAX),
+            "batch_size": (1, SIZE_MAX), "seq_len": (1, SIZE_MAX), "grad_accum": (1, SIZE_MAX),
+            "eval_every": (1, INT64_MAX), "eval_tokens": (1, INT64_MAX), "save_every": (1, INT64_MAX),
+            "log_every": (1, INT64_MAX), "threads": (1, MAX_THREADS)}
+_BOUND_TEXT = {INT64_MAX: "2**63-1", SIZE_MAX: "2**31-1"}
+# What each real-valued setting must be (besides finite), and the test of it.
+REALS = {
+    "lr": ("a positive finite number", lambda v: v > 0),
+    "time_budget": ("a positive finite number of seconds", lambda v: v > 0),
+    "dropout": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "beta1": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "beta2": ("a number in [0, 1)", lambda v: 0 <= v < 1),
+    "weight_decay": ("a finite number >= 0", lambda v: v >= 0),
+    "grad_clip": ("a finite number >= 0 (0: no clipping)", lambda v: v >= 0),
+}
+SWITCHES = ("compile", "fused", "progress")
+# Settings that may be None: not set (no limit, or a default derived from other settings).
+UNSET_OK = {"steps", "tokens", "time_budget", "seq_len", "grad_accum", "min_lr", "save_every", "threads",
+            "data", "out"}
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_settings(settings: dict) -> None:
+    """Raises ValueError naming the first setting of `settings` whose value is of the wrong kind
+    or out of its range. `TrainConfig.validate` checks every setting with it; the command line
+    calls it on the flags given, to word the error in flags."""
+    for name, value in settings.items():
+        if value is None and name in UNSET_OK:
+            continue
+        if name == "time_budget" and isinstance(value, str):
+            value = parse_duration(value)
+        if name in INTEGERS:
+            lo, hi = INTEGERS[name]
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be an integer in {lo}..{_BOUND_TEXT.get(hi, hi)}, got {value!r}")
+        elif name in REALS:
+            what, ok = REALS[name]
+            if not _is_real(value) or not ok(value):
+                raise ValueError(f"{name} must be {what}, got {value!r}")
+        elif name == "min_lr":
+            lr = settings.get("lr", TrainConfig.lr)
+            if not _is_real(value) or not 0 <= value <= (lr if _is_real(lr) else math.inf):
+                raise ValueError(f"min_lr must be a finite number in [0, lr], got {value!r}")
+        else:
+            _check_other(name, value)
+
+
+def _check_other(name: str, value) -> None:
+    """The settings that are not numbers."""
+    if name in SWITCHES and not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if name in ("data", "out") and not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a path, got {value!r}")
+    if name == "model" and value not in PRESETS:
+        raise ValueError(f"unknown model preset {value!r}; valid presets: {', '.join(PRESETS)}")
+    if name == "model_overrides" and not isinstance(value, dict):
+        raise ValueError("model_overrides must be a dict of GPTConfig fields")
+    if name == "dtype" and value not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"dtype must be auto, fp32 or bf16, got {value!r}")
+    if name == "device" and not (isinstance(value, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", value)):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
 
 
 # Settings that may change when a run is resumed; the others define the run.
@@ -166,6 +201,9 @@ def merge_settings(explicit: dict, saved: dict | None = None) -> TrainConfig:
         merged = {**saved, **{k: v for k, v in explicit.items() if v is not None or k in RESUMABLE}}
     if "time_budget" in merged and merged["time_budget"] is not None:
         merged["time_budget"] = parse_duration(merged["time_budget"])
+    for key in ("data", "out"):  # paths as the text run.json keeps
+        if isinstance(merged.get(key), os.PathLike):
+            merged[key] = os.fspath(merged[key])
     cfg = TrainConfig(**merged)
     cfg.validate()
     return cfg

@@ -31,6 +31,17 @@ class Distributed:
         if self.world > 1:
             torch.distributed.barrier()
 
+    def all_true(self, ok: bool) -> bool:
+        """Whether `ok` holds on every process (each must call this at the same point): what one
+        process found, every process acts on, instead of waiting for it at the next reduction."""
+        if self.world == 1:
+            return ok
+        on_gpu = torch.distributed.get_backend() == "nccl"  # NCCL reduces GPU tensors only
+        device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+        failed = torch.tensor([0.0 if ok else 1.0], device=device)
+        torch.distributed.all_reduce(failed)
+        return failed.item() == 0
+
 
 def init_distributed(device: str) -> Distributed:
     """This process's place in a torchrun launch (WORLD_SIZE, RANK, LOCAL_RANK), joining the

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -97,20 +98,41 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, **settings
     explicit = {**(config.to_dict() if config is not None else {}), **settings}
     dist = distributed.init_distributed(str(explicit.get("device") or "auto"))
     try:
-        return _train(explicit, resume, dist)
+        # the run is this process's (the launch's) from before it is read until the last write
+        with _out_of_memory_reported(), rundir.claimed(explicit, dist) as explicit:
+            return _train(explicit, resume, dist)
     finally:
         distributed.shutdown(dist)
+
+
+@contextlib.contextmanager
+def _out_of_memory_reported():
+    """Running out of memory (torch's CPU allocator says so with a RuntimeError) is reported as a
+    MemoryError that says what to change."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and "can't allocate memory" not in str(e):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(e))
+        raise MemoryError(
+            "out of memory" + (f" (asked for {int(asked.group(1)):,} bytes)" if asked else f" ({e})")
+            + ": use a smaller batch_size, seq_len, grad_accum or model"
+        ) from e
 
 
 def _train(explicit: dict, resume: bool, dist: Distributed) -> dict:
     r = setup(explicit, resume, dist)
     r.bar = _progress_bar(r)
-    _announce(r)
-    _start_clock(r)
-    r.model.train()
-    with _StopSignals() as signals:
-        _loop(r, signals)
-    return _finish(r)
+    try:
+        _announce(r)
+        _start_clock(r)
+        r.model.train()
+        with _StopSignals() as signals:
+            _loop(r, signals)
+        return _finish(r)
+    finally:
+        r.bar.close()  # before an error's message is printed
 
 
 def _progress_bar(r: Run):
@@ -219,7 +241,7 @@ def _accumulate_gradients(r: Run) -> torch.Tensor:
     for m in range(k_local):
         micro = r.step * K + r.dist.rank * k_local + m
         if r.cfg.dropout:  # masks drawn from (seed, micro-batch): independent of processes and resumes
-            torch.manual_seed(r.cfg.seed * 1_000_003 + micro)
+            torch.manual_seed((r.cfg.seed * 1_000_003 + micro) % 2**64)  # torch's seeds are 64-bit
         batch = r.loader.batch(micro).to(r.device, non_blocking=True)
         sync = m == k_local - 1 or r.dist.world == 1
         ctx = contextlib.nullcontext() if sync else r.train_model.no_sync()
@@ -235,12 +257,10 @@ def _check_finite(r: Run, loss_val: float) -> None:
     if math.isfinite(loss_val) and math.isfinite(r.grad_norm):
         return
     r.optimizer.zero_grad(set_to_none=True)
-    keep = (f"the last good checkpoint (step {r.last_saved}) is kept in {r.dir / rundir.LATEST}" if r.last_saved
-            else "no checkpoint had been written yet")
     r.bar.close()
     raise TrainingDiverged(
         f"training diverged at step {r.step}: loss {loss_val}, gradient norm {r.grad_norm}. Stopped; "
-        f"{keep}. Try a lower --lr, a longer --warmup, or --grad-clip 1.0"
+        f"{rundir.last_good(r.dir, r.last_saved)}. Try a lower --lr, a longer --warmup, or --grad-clip 1.0"
     )
 
 
@@ -262,8 +282,15 @@ def _log_step(r: Run) -> None:
 
 
 def _log(r: Run, record: dict) -> None:
+    """Appends a record, unless the run has one of that kind and step already (a resume with
+    nothing left to train evaluates its last step again)."""
+    key = (record["kind"], record["step"])
+    if key in r.logged:
+        return
+    with r.writing(r.dir / rundir.METRICS_FILE):
+        rundir.append_metrics(r.dir, record)
+    r.logged.add(key)
     r.records.append(record)
-    rundir.append_metrics(r.dir, record)
 
 
 def _maybe_evaluate(r: Run) -> bool:
@@ -327,12 +354,14 @@ def _log_eval(r: Run, ev: dict) -> None:
 def _keep_best(r: Run, ev: dict) -> None:
     if ev["loss"] < r.best_val:
         r.best_val = ev["loss"]
-        checkpoint.save(r.dir / rundir.BEST, r.model, r.tokenizer, {**r.checkpoint_state(), "val": ev})
+        with r.writing(r.dir / rundir.BEST):
+            checkpoint.save(r.dir / rundir.BEST, r.model, r.tokenizer, {**r.checkpoint_state(), "val": ev})
 
 
 def _save_latest(r: Run) -> None:
     if r.dist.main:
-        checkpoint.save(r.dir / rundir.LATEST, r.model, r.tokenizer, r.checkpoint_state(), r.optimizer)
+        with r.writing(r.dir / rundir.LATEST):
+            checkpoint.save(r.dir / rundir.LATEST, r.model, r.tokenizer, r.checkpoint_state(), r.optimizer)
     r.dist.barrier()
     r.last_saved = r.step
 
@@ -340,7 +369,8 @@ def _save_latest(r: Run) -> None:
 def _plot(r: Run) -> None:
     from tinygpt.training.plot import plot_losses
 
-    plot_losses(r.records, os.fspath(r.dir / rundir.PLOT_FILE), title=f"{r.dir.name}: preset {r.cfg.model}")
+    with r.writing(r.dir / rundir.PLOT_FILE):
+        plot_losses(r.records, os.fspath(r.dir / rundir.PLOT_FILE), title=f"{r.dir.name}: preset {r.cfg.model}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -359,7 +389,8 @@ def _finish(r: Run) -> dict:
     summary = _summary(r, in_sync)
     if r.dist.main:
         _plot(r)
-        rundir.write_summary(r.dir, summary)
+        with r.writing(r.dir / rundir.SUMMARY_FILE):
+            rundir.write_summary(r.dir, summary)
     return summary
 
 

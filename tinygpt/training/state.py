@@ -54,6 +54,7 @@ class Run:
     loader: WindowLoader
     byte_lengths: np.ndarray
     records: list[dict]  # metrics.jsonl, for the plot (rank 0 only)
+    logged: set[tuple[str, int]]  # the (kind, step) of each record: one record each
     start_step: int
     resumed_from: int | None
     elapsed: float  # seconds of training, over all sessions (rank 0's clock)
@@ -77,6 +78,11 @@ class Run:
     def save_every(self) -> int:
         return self.cfg.save_every or self.cfg.eval_every
 
+    def writing(self, path: Path):
+        """A write into the run: a full disk stops it with an error naming `path` and the last
+        good checkpoint."""
+        return rundir.writing(path, self.dir, self.last_saved)
+
     def checkpoint_state(self) -> dict:
         """What a checkpoint records of the run beside the weights."""
         return {"step": self.step, "tokens_seen": self.step * self.shape.tokens_per_step, "elapsed": self.elapsed,
@@ -86,9 +92,9 @@ class Run:
 
 def setup(explicit: dict, resume: bool, dist: Distributed) -> Run:
     """The run the explicit settings ask for, new or resumed from RUN/latest, ready for its first
-    step (rank 0 has written run.json and trimmed metrics.jsonl to the resumed step)."""
+    step. Nothing in RUN is written before a resumed checkpoint has loaded whole; then rank 0
+    writes run.json (a new run) and trims metrics.jsonl to the resumed step."""
     cfg, saved = rundir.settings(explicit, resume)
-    dist.barrier()  # every process has read the directory's state before rank 0 writes into it
     run = Path(cfg.out)
     device = distributed.pick_device(cfg.device, dist)
     if device.type == "cpu":
@@ -98,20 +104,26 @@ def setup(explicit: dict, resume: bool, dist: Distributed) -> Run:
     tokenizer = shards.tokenizer
     shape = _shape(cfg, shards, dist.world)
     train_tokens, val_tokens = shards.tokens("train"), shards.tokens("val")
+    # before the model: it refuses a seq_len longer than the data
+    loader = WindowLoader(train_tokens, cfg.batch_size, shape.seq_len, seed=cfg.seed)
+    model, optimizer, resumed = _model_and_optimizer(cfg, shape, tokenizer, device, run if saved else None)
+    start_step, elapsed, best_val = resumed or (0, 0.0, math.inf)
+    dist.barrier()  # every process has read the run and its checkpoint before rank 0 writes into it
+    records = []
     if dist.main:
         rundir.prepare(run)
-    dist.barrier()
-    model, optimizer, resumed = _model_and_optimizer(cfg, shape, tokenizer, device, run if resume else None)
-    if dist.main and saved is None:
-        rundir.write_run_file(run, cfg, shape.model_config, tokenizer.fingerprint, len(train_tokens), len(val_tokens))
-    start_step, elapsed, best_val = resumed or (0, 0.0, math.inf)
+        if not saved:
+            with rundir.writing(run / rundir.RUN_FILE, run, start_step):
+                rundir.write_run_file(run, cfg, shape.model_config, tokenizer.fingerprint, len(train_tokens),
+                                      len(val_tokens))
+        with rundir.writing(run / rundir.METRICS_FILE, run, start_step):
+            records = rundir.rewrite_metrics(run, start_step)
     return Run(
         cfg=cfg, dist=dist, dir=run, device=device, dtype=dtype, shape=shape, tokenizer=tokenizer,
         train_tokens=train_tokens, val_tokens=val_tokens, model=model,
-        train_model=_wrap(model, cfg, dist, device), optimizer=optimizer,
-        loader=WindowLoader(train_tokens, cfg.batch_size, shape.seq_len, seed=cfg.seed),
+        train_model=_wrap(model, cfg, dist, device), optimizer=optimizer, loader=loader,
         byte_lengths=evaluate.token_byte_lengths(tokenizer, shape.model_config.vocab_size),
-        records=rundir.rewrite_metrics(run, start_step) if dist.main else [],
+        records=records, logged={(rec.get("kind"), rec["step"]) for rec in records},
         start_step=start_step, resumed_from=start_step if resumed else None, elapsed=elapsed,
         best_val=best_val, step=start_step, last_saved=start_step,
         baseline=(evaluate.unigram_loss(train_tokens, val_tokens, shape.model_config.vocab_size)
@@ -142,12 +154,11 @@ def _shape(cfg: TrainConfig, shards: Shards, world: int) -> Shape:
 
 def _model_and_optimizer(cfg: TrainConfig, shape: Shape, tokenizer: Tokenizer, device: torch.device,
                          resume_from: Path | None) -> tuple[GPT, torch.optim.Optimizer, tuple | None]:
-    """The weights (fresh, or from RUN/latest when `resume_from` is RUN and it has one), their
-    optimizer, and (step, elapsed, best validation loss) of the checkpoint, or None."""
-    found = rundir.latest_checkpoint(resume_from) if resume_from is not None else None
-    resumed = None
-    if found is not None:
-        found, state = checkpoint.read_state(found)
+    """The weights (fresh, or from RUN/latest when `resume_from` is RUN, which must have one that
+    loads), their optimizer, and (step, elapsed, best validation loss) of the checkpoint, or None."""
+    found = resumed = None
+    if resume_from is not None:
+        found, state = rundir.resume_checkpoint(resume_from)
         rundir.check_checkpoint_tokenizer(found, state, tokenizer.fingerprint, cfg.data)
         model = GPT.load(found, fused=cfg.fused, map_location=device)
         rundir.check_checkpoint_model(found, model.config, shape.model_config)
