@@ -223,6 +223,23 @@ def test_jsonl_bad_line_names_file_and_line(tmp_path):
         read_stories(p)
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # far deeper than Python's recursion limit
+
+
+def test_deeply_nested_jsonl_names_file_and_line(tmp_path):
+    p = write(tmp_path / "deep.jsonl", json.dumps({"story": "A."}) + "\n\n" + '{"story": ' + DEEP + "}\n")
+    with pytest.raises(ValueError, match=r"deep\.jsonl, line 3: JSON nested too deeply"):
+        read_stories(p)
+
+
+@pytest.mark.parametrize("block", [7, 1 << 20])
+def test_deeply_nested_json_names_file_element_and_line(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(data, "BLOCK_SIZE", block)
+    p = write(tmp_path / "deep.json", '[{"story": "A."},\n {"story": "B."},\n\n ' + DEEP + "]")
+    with pytest.raises(ValueError, match=r"deep\.json: element 2, line 4: JSON nested too deeply"):
+        read_stories(p)
+
+
 def test_jsonl_streamed_in_small_blocks(tmp_path, monkeypatch):
     stories = make_big_text(50)
     p = write(tmp_path / "s.jsonl", "\r\n".join(json.dumps({"story": s}, ensure_ascii=False) for s in stories))

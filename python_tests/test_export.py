@@ -5,6 +5,8 @@ interrupted export leaves nothing behind."""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import re
 import struct
@@ -16,10 +18,12 @@ import safetensors.torch
 import torch
 import transformers  # in the test extras
 
+from tinygpt import runlock
 from tinygpt.data import stories
 from tinygpt.export import llama2c
 from tinygpt.training import checkpoint
-from tinygpt.export import export
+from tinygpt.export import FORMATS, export
+from tinygpt.export.core import MARKER
 from tinygpt.export.hf import tensors as hf_tensors
 from tinygpt.model import GPT, GPTConfig
 from tinygpt.tokenizer import Tokenizer
@@ -346,15 +350,74 @@ def test_occupied_out_dir_needs_overwrite(tok, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     export((model, tok), out, "llama2c")  # an empty directory is fine
-    with pytest.raises(FileExistsError, match="not empty.*overwrite=True"):
+    with pytest.raises(FileExistsError, match="holds a previous export.*overwrite=True"):
         export((model, tok), out, "hf")
-    assert sorted(p.name for p in out.iterdir()) == ["model.bin", "tokenizer.bin"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.bin", MARKER, "tokenizer.bin"]
     (tmp_path / "file").write_text("x")
     with pytest.raises(FileExistsError, match="not a directory"):
         export((model, tok), tmp_path / "file", "hf")
     export((model, tok), out, "hf", overwrite=True)
     assert "model.bin" not in {p.name for p in out.iterdir()} and (out / "config.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out"]  # nothing left beside it
+
+
+def test_overwrite_replaces_only_a_previous_export(tok, tmp_path):
+    """A directory tinygpt's export did not write (no marker file) is never replaced."""
+    model = make_model(tok, tie=True)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="is not a tinygpt export"):
+            export((model, tok), mine, "hf", overwrite=overwrite)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+@pytest.mark.parametrize("which", ["best", "latest"])
+@pytest.mark.parametrize("out", ["run", "run/best", "run/latest", "run/best/sub", "run/new", "."])
+def test_export_never_replaces_the_run_it_reads_even_with_overwrite(tok, tmp_path, out, which):
+    """Python callers are protected as the command line is: the run, anything inside it, and any
+    directory holding it are refused, also for a source that is a checkpoint directory."""
+    model = make_model(tok, tie=True)
+    checkpoint.save(tmp_path / "run" / "best", model, tok, {"step": 7})
+    checkpoint.save(tmp_path / "run" / "latest", model, tok, {"step": 8})
+    (tmp_path / "run" / "run.json").write_text("{}")  # what makes RUN a training run, not a folder of checkpoints
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    for source in (tmp_path / "run", tmp_path / "run" / which):
+        with pytest.raises(ValueError, match="the run being exported"):
+            export(source, tmp_path / out, "llama2c", overwrite=True)
+    assert sorted(str(p) for p in tmp_path.rglob("*") if p.name != runlock.LOCK_FILE) == before
+
+
+def test_a_run_this_process_cannot_write_is_exported_without_its_lock(tok, tmp_path, monkeypatch):
+    model = make_model(tok, tie=True)
+    checkpoint.save(tmp_path / "run" / "best", model, tok, {"step": 7})
+
+    def read_only(run, task):
+        raise PermissionError(errno.EACCES, "Permission denied", str(run / runlock.LOCK_FILE))
+
+    monkeypatch.setattr(runlock, "locked", read_only)
+    out = export(tmp_path / "run", tmp_path / "out", "llama2c")
+    assert json.loads((out / MARKER).read_text())["source"] == str(tmp_path / "run" / "best")
+
+
+def test_export_refuses_nan_or_infinite_weights_before_writing(tok, tmp_path):
+    for bad in (float("nan"), float("inf")):
+        model = make_model(tok, tie=False)
+        with torch.no_grad():
+            model.layers[1].mlp.w2.weight[3, 5] = bad
+        for fmt in FORMATS:
+            with pytest.raises(ValueError, match=r"layers\.1\.mlp\.w2\.weight holds 1 NaN or infinite value"):
+                export((model, tok), tmp_path / "out", fmt)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_llama2c_refuses_sizes_its_int32_header_cannot_hold(tok):
+    model = make_model(tok, tie=True)
+    model.config = dataclasses.replace(model.config, hidden_dim=2**31)  # only the header is read
+    with pytest.raises(ValueError, match="int32.*hidden_dim"):
+        llama2c.check(model)
 
 
 @pytest.mark.parametrize("field,value,message", [("rope_theta", 500000.0, "rope theta 10000"),

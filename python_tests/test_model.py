@@ -121,6 +121,25 @@ def test_config_validation(kw, msg):
         cfg.validate()
 
 
+@pytest.mark.parametrize("kw, msg", [
+    (dict(dim=4, n_heads=8), r"dim \(4\) must be divisible by n_heads \(8\)"),  # a head of 0 channels
+    (dict(dim=8, n_heads=8), r"head_dim = dim / n_heads = 1 must be even"),
+    (dict(n_heads=0), "GPTConfig.n_heads must be a positive int, got 0"),
+    (dict(n_heads=None), "GPTConfig.n_heads must be a positive int, got None"),
+    (dict(dim=64, n_heads=4, n_kv_heads=8), r"n_heads \(4\) must be a multiple of n_kv_heads \(8\)"),
+])
+def test_impossible_head_sizes_name_the_setting(kw, msg):
+    """Shapes that give no model fail as ValueError naming the setting, never as a division by
+    zero or a kernel's error, also for a config edited after it was made."""
+    with pytest.raises(ValueError, match=msg):
+        GPTConfig(**kw)
+    cfg = GPTConfig(dim=64, n_heads=4)
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    with pytest.raises(ValueError, match=msg):
+        GPT(cfg)
+
+
 def test_config_dict_round_trip():
     for cfg in [GPTConfig(), *PRESETS.values(), GPTConfig(**SMALL, tie_embeddings=False, hidden_dim=96)]:
         d = json.loads(json.dumps(cfg.to_dict()))

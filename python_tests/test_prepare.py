@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tinygpt import Tokenizer
+from tinygpt.cli import main
 from tinygpt.data import read_stories
 from tinygpt.data.prepare import _val_picker, prepare
 from tinygpt.data.shards import ShardError, WindowLoader, dtype_for, open_shards, sequential_windows
@@ -227,16 +228,29 @@ def test_cli_errors_and_non_utf8(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"Once upon a time.\n<|endoftext|>\nA cat \xff sat.\n<|endoftext|>\n")
     r = run_cli("prepare", str(bad), "--out", str(tmp_path / "o"), "--vocab-size", "300", "--quiet")
-    assert r.returncode == 2
+    assert r.returncode == 1
     assert "bad.txt" in r.stderr and "byte offset 38" in r.stderr and "Traceback" not in r.stderr
+    assert "read it with --errors replace" in r.stderr and 'errors="replace"' not in r.stderr
     r = run_cli("prepare", str(bad), "--out", str(tmp_path / "o"), "--vocab-size", "300", "--quiet",
                 "--errors", "replace", "--val-fraction", "0")
     assert r.returncode == 0, r.stderr
     assert decode_split(open_shards(tmp_path / "o"), "train") == ["Once upon a time.", "A cat \ufffd sat."]
     r = run_cli("prepare", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o2"))
-    assert r.returncode == 2 and "missing.txt" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "missing.txt" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("prepare", str(bad), "--out", str(tmp_path / "o"), "--tokenizer", "x.json", "--vocab-size", "5")
     assert r.returncode == 2 and "not allowed with" in r.stderr
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--vocab-size", "10"], "--vocab-size 10 is too small"),
+    (["--threads", "0"], "--threads must be a positive integer, got 0"),
+    (["--val-fraction", "1"], "--val-fraction must be in [0, 1), got 1.0"),
+])
+def test_cli_prepare_errors_name_the_flags(tmp_path, capsys, flags, message):
+    src = write_txt(tmp_path / "s.txt", STORIES)
+    assert main(["prepare", src, "--out", str(tmp_path / "o"), "--quiet", *flags]) == 1
+    err = capsys.readouterr().err
+    assert message in err and not any(k in err for k in ("vocab_size", "num_threads", "val_fraction", "None")), err
 
 
 # ------------------------------------------------------------------------------ window loader

@@ -9,11 +9,17 @@ import sys
 import time
 
 from tinygpt.cli.flags import (add_dtype, add_format, add_out, add_pattern, add_quiet, add_seed, add_threads,
-                               add_tokenizer, add_vocab_size, pattern_names)
+                               add_tokenizer, add_vocab_size, check_file_out, flag_words, pattern_names)
 
 # `tinygpt stories`' own: reading tinygpt.data.stories' defaults would load its word tables for --help.
 STORIES_COUNT = 1000
 STORIES_SEED = 0
+# What `prepare`'s errors (and the tokenizer trainer's and readers' it calls) name, and the flag.
+PREPARE_WORDS = {
+    "vocab_size=": "--vocab-size ", "val_fraction": "--val-fraction", 'errors="replace"': "--errors replace",
+    "num_threads must be a positive int or None": "--threads must be a positive integer",
+    "dtype uint32": "--dtype uint32",
+}
 
 
 def add_parser(sub) -> None:
@@ -83,6 +89,7 @@ def stories_command(args) -> int:
     if args.count < 0:
         print("tinygpt: error: --count must be >= 0", file=sys.stderr)
         return 2
+    check_file_out(args.out)
     fmt = _story_format(args)
     if args.out != "-" and os.path.dirname(os.path.abspath(args.out)):
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -107,11 +114,12 @@ def prepare_command(args) -> int:
     from tinygpt.data.prepare import prepare as prepare_shards
 
     t0 = time.perf_counter()
-    meta = prepare_shards(
-        args.inputs, args.out, vocab_size=args.vocab_size, tokenizer=args.tokenizer, val=args.val,
-        val_fraction=args.val_fraction, seed=args.seed, pattern=args.pattern, dtype=args.dtype,
-        num_threads=args.threads, errors=args.errors, overwrite=args.overwrite, progress=not args.quiet,
-    )
+    with flag_words(PREPARE_WORDS):
+        meta = prepare_shards(
+            args.inputs, args.out, vocab_size=args.vocab_size, tokenizer=args.tokenizer, val=args.val,
+            val_fraction=args.val_fraction, seed=args.seed, pattern=args.pattern, dtype=args.dtype,
+            num_threads=args.threads, errors=args.errors, overwrite=args.overwrite, progress=not args.quiet,
+        )
     dt = time.perf_counter() - t0
     _print_prepared(meta, dt, args.out)
     return 0

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import os
 
-from tinygpt.cli.flags import add_dtype, add_model, add_out, add_quiet, add_seed, add_vocab_size
+from tinygpt.cli.flags import add_dtype, add_model, add_out, add_quiet, add_seed, add_vocab_size, flag_words
+
+# What `run_demo`'s errors (and those of the steps it runs) name, and the flag.
+DEMO_WORDS = {"minutes must be > 0, stories >= 10 and samples >= 0":
+              "--minutes must be > 0, --stories >= 10 and --samples >= 0", "vocab_size=": "--vocab-size "}
 
 
 def add_parser(sub) -> None:
@@ -32,6 +37,10 @@ def add_parser(sub) -> None:
 def demo_command(args) -> int:
     from tinygpt.demo import run_demo
 
-    run_demo(args.out, minutes=args.minutes, stories=args.stories, model=args.model, vocab_size=args.vocab_size,
-             samples=args.samples, seed=args.seed, dtype=args.dtype, progress=not args.quiet)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is not a directory; give a working directory")
+    with flag_words(DEMO_WORDS):
+        run_demo(args.out, minutes=args.minutes, stories=args.stories, model=args.model,
+                 vocab_size=args.vocab_size, samples=args.samples, seed=args.seed, dtype=args.dtype,
+                 progress=not args.quiet)
     return 0

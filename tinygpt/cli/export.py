@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tinygpt.cli.flags import add_format, add_out, add_run, add_which
+from tinygpt.cli.flags import add_format, add_out, add_run, add_which, flag_words
 
 DESCRIPTION = (
     "hf: a directory that transformers' AutoModelForCausalLM loads as a LlamaForCausalLM "
@@ -21,16 +21,18 @@ def add_parser(sub) -> None:
                         description=DESCRIPTION)
     add_run(ex)
     add_format(ex, choices=list(FORMATS), help=" or ".join(FORMATS))
-    add_out(ex, metavar="DIR", help="output directory (created; must be empty)")
+    add_out(ex, metavar="DIR", help="output directory (created; must be empty, or a previous export with "
+            "--force); never the run itself, inside it, or around it")
     add_which(ex, default=which)
-    ex.add_argument("--force", action="store_true", help="replace a non-empty output directory")
+    ex.add_argument("--force", action="store_true", help="replace a previous export in DIR (never anything else)")
     ex.set_defaults(func=export_command)
 
 
 def export_command(args) -> int:
     from tinygpt.export import export
 
-    path = export(args.run, args.out, args.format, which=args.which, overwrite=args.force)
+    with flag_words({"overwrite=True": "--force"}):
+        path = export(args.run, args.out, args.format, which=args.which, overwrite=args.force)
     if args.format == "hf":
         print(f"wrote {path}: load it with transformers.AutoModelForCausalLM.from_pretrained({str(path)!r}) "
               "and AutoTokenizer.from_pretrained(...)")

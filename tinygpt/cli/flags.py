@@ -1,4 +1,5 @@
-"""The flags that several commands share, each defined once, and the CLI's argparse types.
+"""The flags that several commands share, each defined once, the CLI's argparse types, and the
+rewording of library errors into the flags' terms.
 
 Each `add_*` takes the parser (or argument group) to add the flag to; where the commands word a
 flag's help differently today, the help is a parameter. A `default` left out leaves the parser's
@@ -8,7 +9,11 @@ flags given override the config file)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
+from typing import Iterator
 
 PRECISIONS = ("auto", "fp32", "bf16")
 CHECKPOINTS = ("best", "latest")
@@ -38,6 +43,39 @@ def key_value(text: str) -> tuple[str, object]:
     except json.JSONDecodeError:
         parsed = value
     return key.strip().replace("-", "_"), parsed
+
+
+# A library message's dump of its settings, `...; got {'top_p': 0.0, ...}`: a CLI user typed flags.
+_SETTINGS_DUMP = re.compile(r"; got \{'\w+': .*\}$")
+
+
+def reword(message: str, words: dict[str, str]) -> str:
+    """`message` with each phrase of `words` that names a keyword argument (`overwrite=True`,
+    `top_p`) replaced by what the command line calls it (`--force`, `--top-p`), matched as a whole
+    word, never inside another name or a flag."""
+    message = _SETTINGS_DUMP.sub("", message)
+    for phrase, flag in words.items():
+        end = r"(?!\w)" if re.match(r"\w", phrase[-1]) else ""
+        message = re.sub(rf"(?<![\w-]){re.escape(phrase)}{end}", lambda _: flag, message)
+    return message
+
+
+@contextlib.contextmanager
+def flag_words(words: dict[str, str]) -> Iterator[None]:
+    """Rewords (`reword`) the message of a library error raised in the block, the error itself
+    kept: the library speaks of keyword arguments, the command of its flags."""
+    try:
+        yield
+    except (ValueError, OSError) as e:
+        if len(e.args) == 1 and isinstance(e.args[0], str):
+            e.args = (reword(e.args[0], words),)
+        raise
+
+
+def check_file_out(path: str) -> None:
+    """Refuses, before any work, an --out that is a directory where the command writes a file."""
+    if path != "-" and os.path.isdir(path):
+        raise ValueError(f"--out {path} is a directory; give a file path")
 
 
 def _default(value) -> dict:

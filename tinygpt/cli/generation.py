@@ -9,7 +9,7 @@ import sys
 import time
 
 from tinygpt.cli.flags import (add_batch_size, add_dtype, add_json, add_reference, add_run, add_seed, add_threads,
-                               add_which)
+                               add_which, flag_words)
 
 DESCRIPTION = (
     "Continues a prompt (default: a new story) with a trained run's model: KV-cache decoding "
@@ -91,8 +91,18 @@ def _sampling(args) -> dict:
         max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         min_p=args.min_p, repetition_penalty=args.repetition_penalty, frequency_penalty=args.frequency_penalty,
         presence_penalty=args.presence_penalty)
-    SamplingSettings(**settings).validate()  # before the model loads
+    # Each setting is the flag of its name: top_p is --top-p.
+    with flag_words({name: "--" + name.replace("_", "-") for name in settings}):
+        SamplingSettings(**settings).validate()  # before the model loads
     return settings
+
+
+def _check_prompts(prompts: list[str], tokenizer) -> None:
+    """A prompt is text: the tokenizer would refuse a special token in it, in its own terms."""
+    for name in tokenizer.special_tokens:
+        if any(name in p for p in prompts):
+            raise ValueError(f"--prompt holds the special token {name!r}, which a prompt cannot contain: "
+                             "remove it (generate starts every story after an end-of-text token already)")
 
 
 def generate_command(args) -> int:
@@ -103,10 +113,12 @@ def generate_command(args) -> int:
     from tinygpt.threads import configure
 
     if args.threads is not None:
-        configure(args.threads)
+        with flag_words({"threads": "--threads"}):
+            configure(args.threads)
     prompts = _prompts(args)
     settings = _sampling(args)
     model, tokenizer = load_run(args.run, args.which, fused=not args.reference)
+    _check_prompts(prompts, tokenizer)
     texts = [p for p in prompts for _ in range(args.num_samples)]
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(6), "little")
     printer = StreamPrinter(texts) if args.stream and not args.json else None

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import zlib
 from dataclasses import dataclass
@@ -274,18 +275,27 @@ def _text_of(obj, fields: tuple[str, ...], where) -> str:
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 
 
+def _too_deep(where: str) -> ValueError:
+    """Python's JSON parser recurses once per level of nesting and stops at its recursion limit;
+    no story needs that depth, so the file is bad."""
+    return ValueError(f"{where}: JSON nested too deeply to read (more than about {sys.getrecursionlimit()} "
+                      "levels); a story is a string in an object")
+
+
 def _read_json(path: str, errors: str, stats: ReadStats, text_field: str | None) -> Iterator[str]:
     fields = (text_field,) if text_field else _DEFAULT_FIELDS
     raw_decode = json.JSONDecoder().raw_decode
     blocks = _iter_text(path, errors, stats)
     buf, pos, base = "", 0, 0  # buffer, position in it, characters dropped before it
+    lines = 0  # newlines dropped before the buffer
 
     def more() -> bool:
-        nonlocal buf, pos, base
+        nonlocal buf, pos, base, lines
         text = next(blocks, None)
         if text is None:
             return False
         base += pos
+        lines += buf.count("\n", 0, pos)
         buf, pos = buf[pos:] + text, 0
         return True
 
@@ -306,6 +316,9 @@ def _read_json(path: str, errors: str, stats: ReadStats, text_field: str | None)
             try:
                 obj, pos = raw_decode(buf, pos)
                 return obj
+            except RecursionError:
+                line = lines + buf.count("\n", 0, pos) + 1
+                raise _too_deep(f"{where()}, line {line}") from None
             except json.JSONDecodeError as e:
                 # Only an error at the end of the buffer (or an unterminated string) can be
                 # the buffer's fault: read more and retry. Anything else is bad JSON.
@@ -356,6 +369,8 @@ def _read_jsonl(path: str, errors: str, stats: ReadStats, text_field: str | None
     def parse(line: str) -> str:
         try:
             obj = loads(line)
+        except RecursionError:
+            raise _too_deep(f"{path}, line {lineno}") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}, line {lineno}: invalid JSON: {e}") from None
         return _text_of(obj, fields, lambda: f"{path}, line {lineno}")

@@ -66,8 +66,14 @@ def check(model: GPT) -> None:
             f"llama2.c's run.c hard-codes RMSNorm eps {NORM_EPS:g}; this model has norm_eps "
             f"{c.norm_eps:g} (export it in the hf format instead)"
         )
-    if c.vocab_size >= 2**31 or c.max_seq_len >= 2**31:
-        raise ValueError("the llama2.c header holds int32 sizes")
+    sizes = {"dim": c.dim, "hidden_dim": c.ffn_dim, "n_layers": c.n_layers, "n_heads": c.n_heads,
+             "n_kv_heads": c.kv_heads, "vocab_size": c.vocab_size, "max_seq_len": c.max_seq_len}
+    too_big = [f"{name} {v}" for name, v in sizes.items() if v >= 2**31]
+    if too_big:
+        raise ValueError(
+            f"the llama2.c header holds int32 sizes, and this model's {', '.join(too_big)} does not fit "
+            "(export it in the hf format instead)"
+        )
 
 
 def _interleave(w: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
