@@ -355,6 +355,35 @@ def test_one_dimensional_logits_give_0d():
     assert sample_probs(row).shape == (300,)
 
 
+def layouts():
+    """Views that are not contiguous, as a caller meets them, each (B, V) or (V,)."""
+    g = torch.Generator().manual_seed(7)
+    seq = torch.randn(3, 5, 300, generator=g)  # (B, T, V): a forward pass's logits
+    return {
+        "last position of (B, T, V)": seq[:, -1, :],
+        "transposed (V, B)": torch.randn(300, 3, generator=g).t(),
+        "every other column": torch.randn(3, 600, generator=g)[:, ::2],
+        "one row broadcast (stride 0)": torch.randn(1, 300, generator=g).expand(3, 300),
+        "bfloat16 last position": seq.bfloat16()[:, -1, :],
+        "1-D strided row": torch.randn(600, generator=g)[::2],
+        "1-D column of (V, 2)": torch.randn(300, 2, generator=g)[:, 0],
+    }
+
+
+@pytest.mark.parametrize("name", list(layouts()))
+def test_non_contiguous_logits_are_copied(name):
+    logits = layouts()[name]
+    assert not logits.is_contiguous()
+    dense = logits.contiguous()
+    kw = dict(temperature=0.9, top_k=50, top_p=0.9)
+    draws = [sample(x, generator=torch.Generator().manual_seed(3), **kw) for x in (logits, dense)]
+    assert torch.equal(draws[0], draws[1])
+    assert torch.equal(sample_probs(logits, **kw), sample_probs(dense, **kw))
+    u = torch.full(logits.shape[:-1], 0.25, dtype=torch.float64)
+    assert torch.equal(sample_with_uniform(logits, u, **kw), sample_with_uniform(dense, u, **kw))
+    assert torch.equal(sample(logits, temperature=0.0), dense.float().argmax(-1))
+
+
 def test_empty_batch():
     assert sample(torch.zeros(0, 10)).shape == (0,)
     empty_k = torch.zeros(0, dtype=torch.int64)
@@ -468,7 +497,7 @@ ERRORS = [
     (call(all_neg_inf_row(), temperature=0.0), ValueError, r"row 1 of logits is all -inf"),
     (call(X.double()), TypeError, r"logits must be float32 or bfloat16"),
     (call(X.reshape(1, 3, 10)), ValueError, r"logits must be 2-D"),
-    (call(X.t()), RuntimeError, r"logits must be contiguous"),
+    (op(logits=X.t()), RuntimeError, r"logits must be contiguous"),  # the op itself; `sample` copies
 ]
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import time
 
 import pytest
@@ -448,8 +449,6 @@ def test_bad_encode_decode_input(tok):
         tok.decode(["a"])
     with pytest.raises(TypeError):
         tok.decode([1.5])
-    with pytest.raises(UnicodeEncodeError):
-        tok.encode("lone surrogate \ud800")
 
 
 def test_bad_vocabularies():
@@ -554,3 +553,263 @@ def test_many_specials_are_linear_not_quadratic():
     ids = tok.encode(text, allowed_special="all")
     assert time.perf_counter() - t0 < 5
     assert ids.count(tok.eot_token) == 200_000 and tok.decode(ids) == text
+
+
+# ------------------------------------------------------------------------- lone surrogates
+# A Python str may hold lone surrogates ("a\ud800b": not valid Unicode, but a str all the same,
+# e.g. from json.loads('"\\ud800"')). They are encoded as Python's "surrogatepass" writes them
+# (three bytes each) and come back with decode(..., errors="surrogatepass").
+_NOT_CS = ["L", "M", "N", "P", "S", "Z", "Cc", "Cf", "Co"]
+any_text = st.text(st.one_of(st.characters(categories=_NOT_CS), st.characters(categories=["Cs"])), max_size=120)
+
+
+def _has_surrogate(s):
+    return any("\ud800" <= c <= "\udfff" for c in s)
+
+
+@HYP
+@given(s=any_text)
+def test_any_str_round_trips_lone_surrogates_included(tok, peers, s):
+    ids = tok.encode_ordinary(s)
+    assert tok.decode(ids, errors="surrogatepass") == s
+    raw = s.encode("utf-8", "surrogatepass")
+    assert ids == tok.encode_bytes(raw) == tok.encode(s, disallowed_special=())
+    assert tok.decode(ids) == raw.decode("utf-8", "replace")  # the default never yields a surrogate
+    assert tok.encode_batch([s, "x", s], disallowed_special=(), num_threads=2) == [ids, tok.encode("x"), ids]
+    flat = tok.encode_batch_flat(["x", s], separator=tok.eot_token, disallowed_special=()).tolist()
+    assert flat == tok.encode("x") + [tok.eot_token] + ids + [tok.eot_token]
+    if not _has_surrogate(s):  # valid text: the ids are tiktoken's
+        assert ids == peers[0].encode_ordinary(s)
+
+
+def test_lone_surrogates_with_specials_streaming_and_custom_patterns(tok, corpus):
+    text = "Tom\ud83d saw\udc00" + EOT + "\udfff a cat"
+    ids = tok.encode(text, allowed_special="all")
+    assert ids.count(tok.eot_token) == 1
+    assert ids == tok.encode("Tom\ud83d saw\udc00") + [tok.eot_token] + tok.encode("\udfff a cat")
+    assert tok.decode(ids, errors="surrogatepass") == text
+    dec = tok.decoder(errors="surrogatepass")
+    assert "".join(dec.add(i) for i in ids) + dec.flush() == text
+    with pytest.raises(ValueError, match=r"special token '<\|endoftext\|>' at character 9"):
+        tok.encode(text)
+    custom = Tokenizer.train(corpus, 300, pattern=r"\w+|\s+|[^\w\s]+")
+    assert custom.decode(custom.encode(text, allowed_special="all"), errors="surrogatepass") == text
+
+
+def test_training_text_with_lone_surrogates_cuts_them_out(corpus):
+    # Like special tokens, they are cut out of the training text: no merge spans them.
+    dirty = [s[:20] + "\ud800" + s[20:] for s in corpus]
+    clean = [p for s in corpus for p in (s[:20], s[20:])]
+    assert Tokenizer.train(dirty, 400).fingerprint == Tokenizer.train(clean, 400).fingerprint
+    custom = r"\w+|\s+|[^\w\s]+"
+    assert (Tokenizer.train(dirty, 300, pattern=custom).fingerprint
+            == Tokenizer.train(clean, 300, pattern=custom).fingerprint)
+
+
+# ----------------------------------------------------------------- disallowed special tokens
+def test_disallowed_special_token_error_names_the_keywords_the_token_and_where(tok):
+    from tinygpt.tokenizer import DisallowedSpecialError
+
+    with pytest.raises(DisallowedSpecialError) as e:
+        tok.encode("Once" + EOT + "upon")
+    assert (e.value.token, e.value.position, e.value.index) == (EOT, 4, None)
+    msg = str(e.value)
+    assert "allowed_special={'<|endoftext|>'}" in msg and "disallowed_special=()" in msg and "\n" not in msg
+    assert isinstance(e.value, ValueError)
+    texts = ["fine", "also fine", "x" + EOT]
+    for call in (tok.encode_batch, tok.encode_batch_flat):
+        with pytest.raises(DisallowedSpecialError, match=r"texts\[2\] contains the special token") as e:
+            call(texts)
+        assert (e.value.token, e.value.position, e.value.index) == (EOT, 1, 2)
+    custom = Tokenizer([bytes([b]) for b in range(256)], special_tokens={EOT: 256}, pattern=r"\w+|\W+")
+    with pytest.raises(DisallowedSpecialError, match="at character 2") as e:
+        custom.encode("ab" + EOT)
+    assert e.value.token == EOT
+
+
+# ---------------------------------------------------------------------------- command line
+def cli(*args):
+    """Runs `tinygpt ARGS` in this process: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from tinygpt.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as e:  # argparse
+            rc = e.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def story_inputs(tmp_path_factory, corpus):
+    """The same stories as a .txt, its .txt.gz, and a folder of a .jsonl and a nested .txt.gz."""
+    import gzip
+
+    d = tmp_path_factory.mktemp("stories")
+    text = f"\n{EOT}\n".join(corpus)
+    (d / "stories.txt").write_text(text, encoding="utf-8")
+    with gzip.open(d / "stories.txt.gz", "wt", encoding="utf-8") as f:
+        f.write(text)
+    folder = d / "folder"
+    (folder / "more").mkdir(parents=True)
+    half = len(corpus) // 2
+    (folder / "a.jsonl").write_text("".join(json.dumps({"story": s}) + "\n" for s in corpus[:half]))
+    with gzip.open(folder / "more" / "b.txt.gz", "wt", encoding="utf-8") as f:
+        f.write(f"\n{EOT}\n".join(corpus[half:]))
+    return d
+
+
+def test_cli_tokenizer_train_reads_gz_files_and_folders_as_prepare_does(story_inputs, tmp_path):
+    from tinygpt.data import readers
+
+    got = {}
+    for name in ("stories.txt", "stories.txt.gz", "folder"):
+        out = tmp_path / f"{name}.json"
+        rc, stdout, stderr = cli("tokenizer", "train", story_inputs / name, "--vocab-size", 400, "--out", out, "--quiet")
+        assert rc == 0, stderr
+        assert "stories" in stdout and str(out) in stdout
+        got[name] = Tokenizer.load(out).fingerprint
+        want = Tokenizer.train(readers.iter_stories(story_inputs / name), 400)
+        assert got[name] == want.fingerprint
+    assert len(set(got.values())) == 1  # the same stories, however they are stored
+
+
+
+def test_training_on_a_gz_path_points_to_the_story_reader(story_inputs):
+    # Tokenizer.train reads paths as plain text; the reader of `prepare` reads .gz (and the CLI uses it).
+    with pytest.raises(ValueError, match=r"stories\.txt\.gz is gzip-compressed.*readers\.iter_stories"):
+        Tokenizer.train([story_inputs / "stories.txt.gz"], 300)
+
+def _one_line_error(rc, stdout, stderr):
+    assert rc in (1, 2) and stdout == ""  # 1: an error the command reports, 2: its own early checks
+    assert stderr.startswith("tinygpt: ") and stderr.count("\n") == 1 and "Traceback" not in stderr
+    return stderr
+
+
+def test_cli_tokenizer_train_bad_inputs_are_one_clear_line(story_inputs, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "corrupt.txt.gz").write_bytes(b"\x1f\x8b\x08\x00 this is not gzip data")
+    (tmp_path / "table.csv").write_text("a,b\n")
+    (tmp_path / "latin1.txt").write_bytes(b"hello caf\xe9")
+    out = ["--out", tmp_path / "t.json", "--quiet"]
+    cases = {
+        tmp_path / "missing.txt": r"not found: .*missing\.txt",
+        tmp_path / "empty": r"no \.txt, \.json or \.jsonl files",
+        tmp_path / "corrupt.txt.gz": r"corrupt\.txt\.gz: corrupt or truncated gzip file",
+        tmp_path / "table.csv": r"unsupported file format: .*table\.csv",
+        tmp_path / "latin1.txt": r"latin1\.txt: not valid UTF-8: bad byte 0xe9 at byte offset 9; .*--errors replace",
+    }
+    for path, match in cases.items():
+        err = _one_line_error(*cli("tokenizer", "train", path, *out))
+        assert re.search(match, err), err
+        assert "errors=" not in err
+    rc, _, stderr = cli("tokenizer", "train", tmp_path / "latin1.txt", "--errors", "replace", "--vocab-size", 258, *out)
+    assert rc == 0, stderr
+    flags = {("--vocab-size", 100): r"--vocab-size 100 is too small",
+             ("--vocab-size", 1 << 21): r"--vocab-size 2097152 is more than the 1048576",
+             ("--threads", 0): r"--threads must be a positive integer"}
+    for (flag, value), match in flags.items():
+        err = _one_line_error(*cli("tokenizer", "train", story_inputs / "stories.txt", flag, value, *out))
+        assert re.search(match, err) and "vocab_size" not in err and "num_threads" not in err, err
+    assert not (tmp_path / "t.json").exists() or rc == 0
+
+
+def test_cli_tokenizer_encode_names_its_flag_for_special_tokens(tok, tmp_path):
+    path = tmp_path / "tok.json"
+    tok.save(path)
+    text = "Once" + EOT + "upon"
+    rc, stdout, _ = cli("tokenizer", "encode", "--tokenizer", path, text)
+    assert rc == 0 and [int(x) for x in stdout.split()] == tok.encode(text, allowed_special="all")
+    rc, stdout, _ = cli("tokenizer", "encode", "--tokenizer", path, "--specials", "text", text)
+    assert rc == 0 and [int(x) for x in stdout.split()] == tok.encode_ordinary(text)
+    err = _one_line_error(*cli("tokenizer", "encode", "--tokenizer", path, "--specials", "error", text))
+    assert "'<|endoftext|>' at character 4" in err and "--specials ids" in err and "--specials text" in err
+    assert "allowed_special" not in err
+
+
+# ------------------------------------------------------------------------ crafted files
+def _b64(t: bytes) -> str:
+    return base64.b64encode(t).decode()
+
+
+def _doc(**changes):
+    base = [_b64(bytes([b])) for b in range(256)]
+    doc = {"format": "tinygpt-tokenizer", "version": 1, "pattern": "gpt4", "mode": "ranks", "tokens": base,
+           "special_tokens": {}}
+    if changes.get("mode") == "merges":
+        doc.update(tokens=base + [_b64(b"ab")], merges=[[97, 98]], ignore_merges=False)
+    doc.update(changes)
+    return {k: v for k, v in doc.items() if v is not ...}
+
+
+def _crafted_cases():
+    from tinygpt.tokenizer.limits import MAX_TOKEN_BYTES, MAX_VOCAB_SIZE
+
+    byte_tokens = _doc()["tokens"]
+    return {
+        "huge vocab_size (special id)": (_doc(special_tokens={EOT: MAX_VOCAB_SIZE}), r"has id \d+, not an int in \[0, "),
+        "huge vocab_size (tokens)": (_doc(tokens=byte_tokens + [None] * MAX_VOCAB_SIZE),
+                                     r"tokens in all, more than the"),
+        "special id true": (_doc(special_tokens={EOT: True}), r"has id True, not an int"),
+        "token too long": (_doc(tokens=byte_tokens + [_b64(b"a" * (MAX_TOKEN_BYTES + 1))]),
+                           rf"token 256 is {MAX_TOKEN_BYTES + 1} bytes long, more than the {MAX_TOKEN_BYTES}"),
+        "special name too long": (_doc(special_tokens={"x" * (MAX_TOKEN_BYTES + 1): 256}), r"bytes long"),
+        "token not a string": (_doc(tokens=byte_tokens + [5]), r"tokens\[256\] must be a base64 string or null"),
+        "tokens not a list": (_doc(tokens={"a": 1}), r"tokens must be a list"),
+        "merge of an undefined rank": (_doc(mode="merges", merges=[[97, 5000]]), r"merge 0 names an unknown token id"),
+        "merge of a negative id": (_doc(mode="merges", merges=[[-1, 98]]), r"merges\[0\] must be a pair of token ids"),
+        "merge of floats": (_doc(mode="merges", merges=[[97.0, 98]]), r"merges\[0\] must be a pair of token ids"),
+        "merge of strings": (_doc(mode="merges", merges=[["97", "98"]]), r"merges\[0\] must be a pair"),
+        "merge of three": (_doc(mode="merges", merges=[[97, 98, 99]]), r"merges\[0\] must be a pair"),
+        "merges a string": (_doc(mode="merges", merges="ab"), r"merges must be a list"),
+        "merges a number": (_doc(mode="merges", merges=5), r"merges must be a list"),
+        "merges missing": (_doc(mode="merges", merges=...), r"no \"merges\""),
+        "ignore_merges not a bool": (_doc(mode="merges", ignore_merges="no"), r"ignore_merges must be true or false"),
+        "pattern not a string": (_doc(pattern=5), r"pattern must be"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_crafted_cases()))
+def test_load_crafted_file_is_refused_clearly(tmp_path, name):
+    doc, match = _crafted_cases()[name]
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(doc))
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"crafted\.json is not a valid tinygpt tokenizer file") as e:
+        Tokenizer.load(path)
+    assert time.perf_counter() - t0 < 2
+    assert re.search(match, str(e.value)), str(e.value)
+    assert "\n" not in str(e.value) and "Error:" not in str(e.value)  # no exception class names
+
+
+def test_load_deeply_nested_files_is_refused_clearly(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    head = json.dumps(_doc())[:-1]
+    for name, text in {"crafted.json": head + ', "extra": ' + deep + "}", "nested.json": deep}.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ValueError, match=rf"{name} is not a (valid )?tinygpt tokenizer file.*nested too deeply"):
+            Tokenizer.load(path)
+    hf = tmp_path / "tokenizer.json"
+    hf.write_text('{"model": ' + deep + "}")
+    with pytest.raises(ValueError, match=r"tokenizer\.json.*nested too deeply"):
+        Tokenizer.from_huggingface(hf)
+
+
+def test_training_leaves_out_tokens_over_the_length_limit(tmp_path):
+    # A run of one character is one pre-token; BPE doubles it merge by merge. Tokens longer than
+    # the loader accepts are left out, so that every trained tokenizer saves and loads.
+    from tinygpt.tokenizer.limits import MAX_TOKEN_BYTES
+
+    text = "=" * (4 * MAX_TOKEN_BYTES) + " once upon a time there was a cat"
+    with pytest.warns(UserWarning, match=rf"longer than {MAX_TOKEN_BYTES} bytes"):
+        tok = Tokenizer.train([text], 290)
+    assert tok.vocab_size == 290
+    assert max(len(tok.token_bytes(i)) for i in range(tok.vocab_size)) <= MAX_TOKEN_BYTES
+    tok.save(tmp_path / "tok.json")
+    back = Tokenizer.load(tmp_path / "tok.json")
+    assert back.fingerprint == tok.fingerprint and back.decode(back.encode(text)) == text

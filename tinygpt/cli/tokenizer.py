@@ -8,9 +8,16 @@ import sys
 import time
 
 from tinygpt.cli.flags import (add_format, add_out, add_pattern, add_quiet, add_threads, add_tokenizer,
-                               add_vocab_size, pattern_names)
+                               add_vocab_size, flag_words, pattern_names)
 
 VOCAB_SIZE = 4096  # `Tokenizer.train` has no default size; `prepare`'s is the same
+# --specials: what `tokenizer encode` does with special-token strings, as `Tokenizer.encode` keywords
+SPECIALS = {"ids": {"allowed_special": "all"}, "text": {"disallowed_special": ()}, "error": {}}
+# What the trainer's and the story reader's errors name, and the flag (worded as `prepare` words them).
+TRAIN_WORDS = {
+    "vocab_size=": "--vocab-size ", 'errors="replace"': "--errors replace",
+    "num_threads must be a positive int or None": "--threads must be a positive integer",
+}
 
 
 def add_parser(sub) -> None:
@@ -27,12 +34,19 @@ def _add_train(actions) -> None:
     from tinygpt.tokenizer import Tokenizer
 
     pattern = inspect.signature(Tokenizer.train).parameters["pattern"].default
-    t = actions.add_parser("train", help="learn a BPE vocabulary from UTF-8 text files")
-    t.add_argument("inputs", nargs="+", help="UTF-8 text files (streamed; <|endoftext|> lines are cut out)")
+    t = actions.add_parser("train", help="learn a BPE vocabulary from story files",
+                           description="Learns a BPE vocabulary from the stories of the inputs, read, "
+                           "cleaned and deduplicated as `tinygpt prepare` reads them.")
+    t.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="story files or folders (.txt with <|endoftext|> separators, .json, .jsonl, .gz of any; "
+                   "streamed)")
     add_vocab_size(t, default=VOCAB_SIZE, help=f"tokens in all, specials included (default {VOCAB_SIZE})")
     add_pattern(t, default=pattern, help=f"pre-tokenizer: {pattern_names(pattern)} or a regex")
     add_threads(t, help="threads for counting (default: all cores)")
     add_out(t, help="where to write the tokenizer (JSON)")
+    t.add_argument("--errors", default="strict", choices=["strict", "replace"],
+                   help="invalid UTF-8: stop with the file and byte offset (strict, default) or replace it "
+                   "with U+FFFD")
     add_quiet(t, help="no progress bar")
     t.set_defaults(func=train_command)
 
@@ -41,6 +55,9 @@ def _add_encode(actions) -> None:
     e = actions.add_parser("encode", help="print the token ids of a text")
     add_tokenizer(e)
     e.add_argument("text", nargs="?", help="text to encode ('-' or nothing: stdin)")
+    e.add_argument("--specials", choices=list(SPECIALS), default="ids",
+                   help="special-token strings such as <|endoftext|> in the text: ids (default) encodes each as "
+                   "its token id, text as plain text, error refuses the text")
     e.set_defaults(func=encode_command)
 
 
@@ -61,26 +78,21 @@ def _add_export(actions) -> None:
 
 def train_command(args) -> int:
     from tinygpt import Tokenizer
+    from tinygpt.data import readers
 
     for p in args.inputs:
-        if not os.path.isfile(p):
-            print(f"tinygpt: input file not found: {p}", file=sys.stderr)
+        if not os.path.exists(p) and not p.startswith(readers.HF_PREFIX):
+            print(f"tinygpt: error: input not found: {p} (no such file or folder)", file=sys.stderr)
             return 2
-    size = sum(os.path.getsize(p) for p in args.inputs)
+    stats = readers.ReadStats()
     t0 = time.perf_counter()
-    tok = Tokenizer.train(
-        [os.path.abspath(p) for p in args.inputs],
-        args.vocab_size,
-        pattern=args.pattern,
-        num_threads=args.threads,
-        progress=not args.quiet,
-    )
+    with flag_words(TRAIN_WORDS):  # the stories stream through `prepare`'s reader: never all in memory
+        stories = readers.iter_stories(args.inputs, errors=args.errors, stats=stats)
+        tok = Tokenizer.train(stories, args.vocab_size, pattern=args.pattern, num_threads=args.threads,
+                              progress=not args.quiet)
     dt = time.perf_counter() - t0
     tok.save(args.out)
-    print(
-        f"trained a {tok.vocab_size}-token vocabulary on {size / 1e6:.1f} MB in {dt:.2f} s "
-        f"-> {args.out}"
-    )
+    print(f"trained a {tok.vocab_size}-token vocabulary on {stats.summary()} in {dt:.2f} s -> {args.out}")
     return 0
 
 
@@ -89,10 +101,15 @@ def _read_text(arg: str | None) -> str:
 
 
 def encode_command(args) -> int:
-    from tinygpt import Tokenizer
+    from tinygpt.tokenizer import DisallowedSpecialError, Tokenizer
 
     tok = Tokenizer.load(args.tokenizer)
-    ids = tok.encode(_read_text(args.text), allowed_special="all")
+    try:
+        ids = tok.encode(_read_text(args.text), **SPECIALS[args.specials])
+    except DisallowedSpecialError as e:  # the library names its keywords; this names the flag
+        raise ValueError(f"the text contains the special token {e.token!r} at character {e.position}: pass "
+                         "--specials ids to encode it as its token id, or --specials text to encode it as "
+                         "plain text") from None
     print(" ".join(map(str, ids)))
     return 0
 

@@ -9,7 +9,9 @@ Ops (torch.ops.tinygpt):
   sample_probs(Tensor logits, Tensor? temperature, Tensor? top_k, Tensor? top_p, Tensor? min_p,
                float temperature_s, int top_k_s, float top_p_s, float min_p_s) -> Tensor
 Each optional tensor is a per-row (B,) value that overrides the scalar slot after it. Neither op
-has a gradient (the outputs are ids, and probabilities for tests).
+has a gradient (the outputs are ids, and probabilities for tests). The ops read contiguous logits
+only; the functions here take any strides (`logits[:, -1, :]` of a forward pass) and copy such a
+view first.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ def _args(temperature, top_k, top_p, min_p) -> tuple:
     return tt, kt, pt, mt, ts, ks, ps, ms
 
 
+def _dense(logits: torch.Tensor) -> torch.Tensor:
+    """The logits as the kernels read them: contiguous (a view of other strides is copied once).
+    Checked before copying, since most calls pass contiguous logits and B = 1 is latency-bound."""
+    return logits if logits.is_contiguous() else logits.contiguous()
+
+
 def sample_with_uniform(logits: torch.Tensor, uniform: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0,
                         min_p=0.0) -> torch.Tensor:
     """`sample` with the caller's random numbers: `uniform` float64 in [0, 1), one per row ((B,),
@@ -79,13 +87,14 @@ def sample_with_uniform(logits: torch.Tensor, uniform: torch.Tensor, *, temperat
         probs = reference.sample_probs(logits, temperature, top_k, top_p, min_p)
         ids = torch.searchsorted(probs.cumsum(-1), uniform.to(probs).reshape(-1, 1), right=True)
         return ids.reshape(-1).clamp_(max=logits.shape[-1] - 1)
-    return _SAMPLE(logits, uniform, *args)
+    return _SAMPLE(_dense(logits), uniform, *args)
 
 
 def sample(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
            generator: torch.Generator | None = None) -> torch.Tensor:
     """Token ids (B,) int64 drawn from `logits` (B, V) float32 or bfloat16; 1-D logits
-    (V,) give a 0-d id. Each parameter is a Python number or a per-row (B,) tensor:
+    (V,) give a 0-d id. Any strides: a view such as `logits[:, -1, :]` is copied to contiguous
+    memory first. Each parameter is a Python number or a per-row (B,) tensor:
 
     - temperature >= 0: p ∝ exp(logits / temperature); 0 is greedy (the first maximum, as
       torch.argmax), and the filters then do not matter;
@@ -114,7 +123,7 @@ def sample_probs(logits: torch.Tensor, *, temperature=1.0, top_k=0, top_p=1.0, m
     if not use_kernel(logits):
         _args(temperature, top_k, top_p, min_p)  # the same checks
         return reference.sample_probs(logits, temperature, top_k, top_p, min_p)
-    return _SAMPLE_PROBS(logits, *_args(temperature, top_k, top_p, min_p))
+    return _SAMPLE_PROBS(_dense(logits), *_args(temperature, top_k, top_p, min_p))
 
 
 def _check(op: str, logits: torch.Tensor) -> None:

@@ -6,6 +6,11 @@ thin methods, and none of them imports this module.
 Pre-tokenization splits text with a regex pattern ("gpt2", "gpt4" = cl100k, or a custom regex);
 each pre-token is then merged by rank. The built-in patterns are split by hand-written native
 code; custom patterns go through the `regex` module.
+
+Any Python str encodes, lone surrogates included ("a\\ud800b" is a str, not valid Unicode): they
+are encoded as Python's "surrogatepass" error handler writes them, three bytes each, and
+`decode(ids, errors="surrogatepass")` gives them back. The native encoder takes UTF-8 only, so
+such a text takes a slower path through `encode_bytes`; valid text never pays for it.
 """
 
 from __future__ import annotations
@@ -15,18 +20,69 @@ import codecs
 import hashlib
 import json
 import os
+import re
 from typing import Iterable, Mapping, Sequence, Union
 
 from tinygpt._native import _C
-from tinygpt.tokenizer import huggingface, jsonfile, tiktoken_format
-from tinygpt.tokenizer.limits import MAX_ID, default_threads as _default_threads
+from tinygpt.tokenizer import huggingface, jsonfile, specials as _specials, tiktoken_format
+from tinygpt.tokenizer.limits import MAX_ID, MAX_TOKEN_BYTES, MAX_VOCAB_SIZE, default_threads as _default_threads
 from tinygpt.tokenizer.patterns import GPT2_PATTERN, GPT4_PATTERN, PATTERNS, resolve, split_covering
+from tinygpt.tokenizer.specials import DisallowedSpecialError
 
-__all__ = ["Tokenizer", "IncrementalDecoder", "GPT2_PATTERN", "GPT4_PATTERN", "PATTERNS"]
+__all__ = ["Tokenizer", "IncrementalDecoder", "DisallowedSpecialError", "GPT2_PATTERN", "GPT4_PATTERN", "PATTERNS"]
 
 EOT = "<|endoftext|>"
+SURROGATES = "surrogatepass"  # how a lone surrogate becomes bytes, and (in decode) back
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _utf8_ok(text: str) -> bool:
+    """Whether the native encoder takes `text`: a str without lone surrogates."""
+    return text.isascii() or _LONE_SURROGATE.search(text) is None
+
+
+def _short(name: str) -> str:
+    return repr(name if len(name) <= 40 else name[:40] + "...")
+
+
+def _check_vocabulary(tokens: list, specials: dict) -> None:
+    """Refuses vocabularies no real tokenizer has, before anything is allocated for them."""
+    if len(tokens) > MAX_VOCAB_SIZE:
+        raise ValueError(f"{len(tokens)} tokens in all, more than the {MAX_VOCAB_SIZE} a tokenizer may have")
+    for name, i in specials.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"special token names must be non-empty str, got {name!r}")
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < MAX_ID:
+            raise ValueError(f"special token {_short(name)} has id {i!r}, not an int in [0, {MAX_ID})")
+        if len(name) * 4 > MAX_TOKEN_BYTES and len(name.encode()) > MAX_TOKEN_BYTES:  # 4: UTF-8's longest
+            raise ValueError(f"special token {_short(name)} is {len(name.encode())} bytes long, more than "
+                             f"the {MAX_TOKEN_BYTES} a token may have")
+    try:
+        longest = max(map(len, filter(None, tokens)), default=0)
+    except TypeError:
+        return  # not bytes: the native constructor says so
+    if longest > MAX_TOKEN_BYTES:
+        i = next(i for i, t in enumerate(tokens) if t and len(t) > MAX_TOKEN_BYTES)
+        raise ValueError(f"token {i} is {len(tokens[i])} bytes long, more than the {MAX_TOKEN_BYTES} a "
+                         "token may have")
+
+
+def _check_strs(texts: list) -> None:
+    for k, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"texts[{k}] must be str, got {type(t).__name__}")
+
+
+def _flatten(lists: list[list[int]], sep: int) -> memoryview:
+    """Ids back to back in one uint32 buffer, `sep` after each list when >= 0."""
+    flat = array.array("I")
+    for ids in lists:
+        flat.extend(ids)
+        if sep >= 0:
+            flat.append(sep)
+    return memoryview(flat)
 
 
 class IncrementalDecoder:
@@ -72,11 +128,8 @@ class Tokenizer:
         self._pattern, self._kind = resolve(pattern)
         tokens = list(tokens)
         specials = dict(special_tokens or {})
+        _check_vocabulary(tokens, specials)
         for name, i in specials.items():
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"special token names must be non-empty str, got {name!r}")
-            if not isinstance(i, int) or not 0 <= i < MAX_ID:
-                raise ValueError(f"special token {name!r} has invalid id {i!r}")
             while len(tokens) <= i:
                 tokens.append(None)
             if tokens[i] is not None and tokens[i] != name.encode():
@@ -148,26 +201,14 @@ class Tokenizer:
     # ------------------------------------------------------------------------------- encoding
     def _special_sets(self, allowed_special, disallowed_special) -> tuple[list[int], list[int]]:
         """(allowed, disallowed) as indices into the special-token names."""
-        names = self._special_names
         if isinstance(disallowed_special, str) and disallowed_special == "all" and not allowed_special:
             return [], self._all_special_indices  # the default: skip the set arithmetic
-        if allowed_special == "all":
-            allowed = set(names)
-        else:
-            if isinstance(allowed_special, str):
-                raise TypeError('allowed_special must be a set of names or "all"')
-            allowed = set(allowed_special)
-            unknown = allowed - set(names)
-            if unknown:
-                raise ValueError(f"unknown special tokens in allowed_special: {sorted(unknown)}")
-        if disallowed_special == "all":
-            disallowed = set(names) - allowed
-        else:
-            if isinstance(disallowed_special, str):
-                raise TypeError('disallowed_special must be a set of names or "all"')
-            disallowed = set(disallowed_special)
-        index = {n: i for i, n in enumerate(names)}
-        return sorted(index[n] for n in allowed), sorted(index[n] for n in disallowed if n in index)
+        return _specials.index_sets(self._special_names, allowed_special, disallowed_special)
+
+    def _refused(self, texts: Sequence[str], disallowed: list[int], batch: bool) -> DisallowedSpecialError | None:
+        """After the native encoder refused a text: the error to raise instead, naming the token
+        and where it is (None: the native error was about something else)."""
+        return _specials.refused(texts, self._special_names, disallowed, batch)
 
     @staticmethod
     def _check_text(text) -> None:
@@ -175,21 +216,51 @@ class Tokenizer:
             raise TypeError(f"text must be str, got {type(text).__name__}")
 
     def encode(self, text: str, *, allowed_special=(), disallowed_special="all") -> list[int]:
-        """Encodes text. A special token appearing in the text raises ValueError unless it is in
-        `allowed_special` (a set of names, or "all"; then it becomes its id) or excluded from
-        `disallowed_special` (then it is encoded as plain text), as in tiktoken."""
+        """Encodes text. A special token appearing in the text raises `DisallowedSpecialError` (a
+        ValueError) unless it is in `allowed_special` (a set of names, or "all"; then it becomes
+        its id) or excluded from `disallowed_special` (then it is encoded as plain text), as in
+        tiktoken. Lone surrogates are encoded as "surrogatepass" writes them."""
         self._check_text(text)
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
         if self._kind == "custom":
             return self._encode_custom(text, allowed, disallowed)
-        return self._core.encode(text, allowed, disallowed)
+        try:
+            return self._core.encode(text, allowed, disallowed)
+        except UnicodeEncodeError:  # a lone surrogate: not UTF-8 (caught before the ValueError below)
+            pass
+        except ValueError as e:
+            raise self._refused([text], disallowed, batch=False) or e from None
+        return self._encode_surrogates(text, allowed, disallowed)
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encodes text, treating special-token strings as plain text."""
         self._check_text(text)
         if self._kind == "custom":
             return self._encode_custom(text, [], [])
-        return self._core.encode(text, [], [])
+        try:
+            return self._core.encode(text, [], [])
+        except UnicodeEncodeError:
+            pass
+        return self._encode_surrogates(text, [], [])
+
+    def _encode_surrogates(self, text: str, allowed: list[int], disallowed: list[int]) -> list[int]:
+        """`encode` of a text with lone surrogates: each piece between allowed special tokens as
+        its "surrogatepass" bytes."""
+        return self._encode_segments(text, allowed, disallowed,
+                                     lambda seg: self._core.encode_bytes(seg.encode("utf-8", SURROGATES)))
+
+    def _encode_segments(self, text: str, allowed: list[int], disallowed: list[int], encode_segment) -> list[int]:
+        """The ids of `text`: its allowed special tokens as theirs, the text between them through
+        `encode_segment` (after the disallowed-special check)."""
+        names = self._special_names
+        _specials.check([text], names, disallowed, batch=False)
+        out: list[int] = []
+        for k, seg in enumerate(_specials.split(text, names, allowed)):
+            if k % 2:
+                out.append(self._specials[seg])
+            elif seg:
+                out.extend(encode_segment(seg))
+        return out
 
     def encode_batch(
         self,
@@ -206,8 +277,28 @@ class Tokenizer:
             texts = list(texts)  # the native side checks that each item is a str
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
         if self._kind == "custom":
-            return [self._encode_custom(t, allowed, disallowed) for t in texts]
-        return self._core.encode_batch(texts, allowed, disallowed, _default_threads(num_threads))
+            _check_strs(texts)
+            _specials.check(texts, self._special_names, disallowed, batch=True)
+            return [self._encode_custom(t, allowed, []) for t in texts]
+        threads = _default_threads(num_threads)
+        try:
+            return self._core.encode_batch(texts, allowed, disallowed, threads)
+        except UnicodeEncodeError:
+            pass
+        except ValueError as e:
+            raise self._refused(texts, disallowed, batch=True) or e from None
+        return self._batch_with_surrogates(texts, allowed, disallowed, threads)
+
+    def _batch_with_surrogates(self, texts: list, allowed: list[int], disallowed: list[int],
+                               threads: int) -> list[list[int]]:
+        """`encode_batch` when some texts hold lone surrogates: the others still go natively."""
+        _check_strs(texts)
+        _specials.check(texts, self._special_names, disallowed, batch=True)
+        odd = {k for k, t in enumerate(texts) if not _utf8_ok(t)}
+        out = self._core.encode_batch(["" if k in odd else t for k, t in enumerate(texts)], allowed, [], threads)
+        for k in odd:
+            out[k] = self._encode_surrogates(texts[k], allowed, [])
+        return out
 
     def encode_batch_flat(
         self,
@@ -229,16 +320,17 @@ class Tokenizer:
             raise ValueError(f"separator must be a token id in [0, {self.vocab_size}), got {separator!r}")
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
         sep = -1 if separator is None else separator
-        if self._kind == "custom":
-            flat = array.array("I")
-            for ids in self.encode_batch(texts, allowed_special=allowed_special,
-                                         disallowed_special=disallowed_special):
-                flat.extend(ids)
-                if sep >= 0:
-                    flat.append(sep)
-            return memoryview(flat)
-        raw = self._core.encode_batch_flat(texts, allowed, disallowed, _default_threads(num_threads), sep)
-        return memoryview(raw).cast("I")
+        if self._kind != "custom":
+            try:
+                raw = self._core.encode_batch_flat(texts, allowed, disallowed, _default_threads(num_threads), sep)
+                return memoryview(raw).cast("I")
+            except UnicodeEncodeError:  # lone surrogates: through the lists, as for a custom pattern
+                pass
+            except ValueError as e:
+                raise self._refused(texts, disallowed, batch=True) or e from None
+        lists = self.encode_batch(texts, allowed_special=allowed_special, disallowed_special=disallowed_special,
+                                  num_threads=num_threads)
+        return _flatten(lists, sep)
 
     def encode_bytes(self, data: bytes) -> list[int]:
         """Encodes arbitrary bytes; invalid UTF-8 bytes pre-tokenize as punctuation would, and
@@ -254,26 +346,8 @@ class Tokenizer:
         return self._core.encode_bytes(data)
 
     def _encode_custom(self, text: str, allowed: list[int], disallowed: list[int]) -> list[int]:
-        names = self._special_names
-        for i in disallowed:
-            if names[i] in text:
-                raise ValueError(
-                    f"the text contains the special token {names[i]!r}, which is not allowed: pass "
-                    f"allowed_special={{{names[i]!r}}} (or \"all\") to encode it as a special token"
-                )
-        out: list[int] = []
-        segments = [text]
-        if allowed:
-            import regex
-
-            alt = "|".join(regex.escape(names[i]) for i in sorted(allowed, key=lambda i: -len(names[i])))
-            segments = regex.split(f"({alt})", text)
-        for k, seg in enumerate(segments):
-            if k % 2:
-                out.append(self._specials[seg])
-            elif seg:
-                out.extend(self._core.encode_pieces([p.encode() for p in self._pieces(seg)]))
-        return out
+        return self._encode_segments(text, allowed, disallowed, lambda seg: self._core.encode_pieces(
+            [p.encode("utf-8", SURROGATES) for p in self._pieces(seg)]))
 
     def _pieces(self, text: str) -> list[str]:
         """Custom-pattern pre-tokens; text the pattern does not match would be lost, so refuse."""
@@ -289,11 +363,13 @@ class Tokenizer:
         return self._core.decode_bytes(ids)
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
-        """Text of the tokens; invalid UTF-8 becomes U+FFFD (with the default errors="replace")."""
+        """Text of the tokens. `errors` is Python's UTF-8 error handler: with the default "replace"
+        invalid UTF-8 becomes U+FFFD, so the text always prints; "surrogatepass" gives back the
+        lone surrogates that `encode` took."""
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
     def decoder(self, errors: str = "replace") -> IncrementalDecoder:
-        """An incremental decoder for streaming generation."""
+        """An incremental decoder for streaming generation (`errors` as in `decode`)."""
         return IncrementalDecoder(self, errors)
 
     def merges(self) -> list[tuple[int, int]]:

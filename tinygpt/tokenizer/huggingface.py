@@ -89,6 +89,8 @@ def read(path: str, max_id: int) -> dict:
             doc = json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise bad(f"not a Hugging Face tokenizer.json ({e})") from None
+    except RecursionError:  # json's decoder recurses per level: a crafted file can exhaust it
+        raise bad("not a Hugging Face tokenizer.json (its JSON is nested too deeply)") from None
     model = doc.get("model") if isinstance(doc, dict) else None
     if not isinstance(model, dict):
         raise bad("not a Hugging Face tokenizer.json (no model)")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 
-MAX_ID = 1 << 24  # ids index dense tables: a corrupt file must not ask for gigabytes
+# Ids index dense tables, so a crafted file must not ask for gigabytes: 2^20 ids is four times
+# the largest vocabularies in use (about 256k).
+MAX_VOCAB_SIZE = 1 << 20
+MAX_ID = MAX_VOCAB_SIZE  # ids are in [0, MAX_ID)
+# Real tokens are at most a few hundred bytes; only a run of one character thousands long makes
+# a longer one, and the trainer leaves those out, so every trained tokenizer loads.
+MAX_TOKEN_BYTES = 1 << 16
 
 
 def default_threads(num_threads: int | None) -> int:

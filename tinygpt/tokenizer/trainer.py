@@ -7,6 +7,7 @@ Returns plain data (the constructor's arguments); it imports nothing from `core`
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import Counter
 from typing import Iterable, Sequence
@@ -14,8 +15,11 @@ from typing import Iterable, Sequence
 from tqdm.auto import tqdm
 
 from tinygpt._native import _C
-from tinygpt.tokenizer.limits import default_threads
+from tinygpt.tokenizer.limits import MAX_TOKEN_BYTES, MAX_VOCAB_SIZE, default_threads
 from tinygpt.tokenizer.patterns import resolve, split_covering
+
+# Lone surrogates are not text: like special tokens, they are cut out of what is counted.
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]+")
 
 
 def _check_specials(vocab_size, special_tokens) -> tuple[list[str], int]:
@@ -36,6 +40,8 @@ def _check_specials(vocab_size, special_tokens) -> tuple[list[str], int]:
             f"vocab_size={vocab_size} is too small: a byte-level BPE needs at least 256 byte "
             f"tokens + {len(specials)} special tokens = {minimum}"
         )
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise ValueError(f"vocab_size={vocab_size} is more than the {MAX_VOCAB_SIZE} a tokenizer may have")
     return specials, minimum
 
 
@@ -65,16 +71,36 @@ def train(
     if counter.num_bytes == 0:
         raise ValueError("empty corpus: there is no text to train on")
     want = vocab_size - minimum
-    new_tokens, _ = counter.train(want)
+    new_tokens, left_out = _learn(counter, want)
+    if left_out:
+        warnings.warn(
+            f"{left_out} learned {'token was' if left_out == 1 else 'tokens were'} longer than "
+            f"{MAX_TOKEN_BYTES} bytes (only a run of one character that long makes one) and left out; "
+            "other merges were learned in their place",
+            stacklevel=3,  # the caller of Tokenizer.train
+        )
     if len(new_tokens) < want:
         warnings.warn(
             f"the corpus only supports {len(new_tokens)} merges, so the vocabulary has "
             f"{minimum + len(new_tokens)} tokens instead of {vocab_size}",
-            stacklevel=3,  # the caller of Tokenizer.train
+            stacklevel=3,
         )
     tokens = [bytes([b]) for b in range(256)] + list(new_tokens)
     ids = {s: len(tokens) + k for k, s in enumerate(specials)}
     return {"tokens": tokens, "special_tokens": ids, "pattern": pat}
+
+
+def _learn(counter, want: int) -> tuple[list[bytes], int]:
+    """Up to `want` new tokens of at most MAX_TOKEN_BYTES, and how many longer ones were left out.
+    A longer token only ever merges into longer ones, so what is kept is still a whole BPE
+    vocabulary; more merges are learned until `want` are kept or the corpus has no more."""
+    asked = want
+    while True:
+        new_tokens, _ = counter.train(asked)
+        kept = [t for t in new_tokens if len(t) <= MAX_TOKEN_BYTES]
+        if len(kept) >= want or len(new_tokens) < asked:
+            return kept[:want], len(new_tokens) - len(kept)
+        asked += want - len(kept)
 
 
 def _looks_like_paths(items: Sequence) -> bool:
@@ -88,6 +114,17 @@ def _looks_like_paths(items: Sequence) -> bool:
     )
 
 
+def _plain_file(path: str) -> str:
+    """`path`, which is read as plain UTF-8 text: a compressed file would fail at its first byte."""
+    if path.lower().endswith(".gz"):
+        raise ValueError(
+            f"{path} is gzip-compressed, and training reads files as plain UTF-8 text: pass "
+            "tinygpt.data.readers.iter_stories(paths) instead, which reads .gz, .json and .jsonl story "
+            "files and folders (as `tinygpt tokenizer train` does)"
+        )
+    return path
+
+
 def iter_sources(texts: Iterable) -> Iterable[tuple[str, str]]:
     """Yields ('file', path) or ('text', str)."""
     if isinstance(texts, (str, bytes)):
@@ -99,11 +136,11 @@ def iter_sources(texts: Iterable) -> Iterable[tuple[str, str]]:
         texts = [texts]
     if isinstance(texts, (list, tuple)) and _looks_like_paths(texts):
         for p in texts:
-            yield "file", os.fspath(p)
+            yield "file", _plain_file(os.fspath(p))
         return
     for t in texts:
         if isinstance(t, os.PathLike):
-            yield "file", os.fspath(t)
+            yield "file", _plain_file(os.fspath(t))
         elif isinstance(t, str):
             yield "text", t
         else:
@@ -117,7 +154,10 @@ def count_native(counter, sources, bar) -> None:
 
     def flush() -> None:
         before = counter.num_bytes
-        counter.add_texts(batch)
+        try:
+            counter.add_texts(batch)
+        except UnicodeEncodeError:  # the native counter takes UTF-8 only
+            counter.add_texts([p for t in batch for p in _LONE_SURROGATES.split(t)])
         bar.update(counter.num_bytes - before)
         batch.clear()
 
@@ -152,7 +192,8 @@ def count_custom(counter, sources, pat: str, specials: list[str], bar) -> None:
 
     def add(text: str) -> None:
         for seg in cut.split(text) if specials else [text]:
-            counts.update(split_covering(rx, seg))
+            for part in _LONE_SURROGATES.split(seg):
+                counts.update(split_covering(rx, part))
 
     # The slow path: files are read whole, since a custom pattern has no known safe cut points.
     for kind, item in sources:
@@ -168,6 +209,6 @@ def count_custom(counter, sources, pat: str, specials: list[str], bar) -> None:
             bar.update(len(raw))
         else:
             add(item)
-            bar.update(len(item.encode()))
+            bar.update(len(item.encode("utf-8", "surrogatepass")))
     for piece, n in sorted(counts.items()):
         counter.add_piece(piece.encode(), n)
