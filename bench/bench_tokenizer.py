@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -156,6 +157,26 @@ def split(stories: list[str]) -> tuple[list[str], list[str], str]:
 # core (up to a millisecond or more on virtual machines) is a visible part of the time.
 BATCH_COPIES = 4
 
+# The worst case for a BPE trainer and loader: a long run of one character is a single pre-token,
+# and it trains into tokens as long as the run (naive split checks are quadratic in them). HF
+# tokenizers' trainer is quadratic in it (about 8 s for 80 kB here, so ~20 minutes for 1 MB): the
+# side-by-side row uses 40 kB, and tinygpt alone is also timed at 0.5 and 1 MB.
+WORST_MB = (0.5, 1.0)
+PEER_MB = 0.04
+
+
+def worst_case_times(train, save_load, normal: str, repeats: int, sizes=(PEER_MB, *WORST_MB)) -> dict:
+    """{"one_char_<mb>" | "normal_<mb>": {"train_s", "load_s"}}: median seconds to train on, and
+    to save and load back the vocabulary of, `mb` MB of one repeated character and of normal text."""
+    out = {}
+    for mb in sizes:
+        n = int(mb * 1e6)
+        for kind, text in (("one_char", "a" * n), ("normal", normal.encode()[:n].decode("utf-8", "ignore"))):
+            t_train, tok = timed(lambda: train(text), repeats)
+            t_load, _ = timed(lambda: save_load(tok), repeats)
+            out[f"{kind}_{mb}"] = {"train_s": t_train, "load_s": t_load}
+    return out
+
 
 def bytes_per_token(held_out: list[str], encode_batch) -> float:
     """Held-out UTF-8 bytes per token, each story encoded on its own (as documents are)."""
@@ -185,10 +206,20 @@ def work_tinygpt(a, stories) -> dict:
     (t_enc, ids), (t_b1, _), (t_bT, batch) = m["encode"], m["batch_1"], m["batch_T"]
     t_dec, out = timed(lambda: tok.decode(ids), R)
     nb = sum(len(s.encode()) for s in texts)
-    return {"train_s": t_train, "bpt": bytes_per_token(held_out, lambda xs: tok.encode_batch(xs, num_threads=T)),
+    worst = worst_case_times(lambda t: train_quietly(tinygpt.Tokenizer, [t], a, T),
+                             lambda t: (t.save(a.workdir / "worst.json"), tinygpt.Tokenizer.load(a.workdir / "worst.json")),
+                             text, R)
+    return {"worst": worst, "train_s": t_train, "bpt": bytes_per_token(held_out, lambda xs: tok.encode_batch(xs, num_threads=T)),
             "vocab": tok.vocab_size, "encode": mb_per_s(n, t_enc), "batch_1": mb_per_s(nb, t_b1),
             "batch_T": mb_per_s(nb, t_bT), "decode": mb_per_s(n, t_dec), "tokens": len(ids),
             "ids": ids_digest(ids), "batch_ids": ids_digest(batch), "decode_ok": out == text}
+
+
+def train_quietly(cls, texts, a, threads):
+    # A run of one character supports only a few merges: that warning is expected here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cls.train(texts, a.vocab_size, pattern=a.pattern, num_threads=threads)
 
 
 def work_tiktoken(a, stories) -> dict:
@@ -219,7 +250,7 @@ def work_hf(a, stories) -> dict:
     with open(a.workdir / "tokenizer.json") as f:
         hf_pattern = json.load(f)["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"]
 
-    def train_hf():
+    def train_hf(texts=train):
         # The HF configuration equivalent to tinygpt's: regex split + byte-level alphabet, whole
         # pre-tokens taken from the vocabulary first (ignore_merges), same special token, same V.
         tk = tokenizers.Tokenizer(models.BPE(ignore_merges=True))
@@ -230,8 +261,12 @@ def work_hf(a, stories) -> dict:
         tk.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=a.vocab_size, special_tokens=[EOT], show_progress=False,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        tk.train_from_iterator(train, trainer)
+        tk.train_from_iterator(texts, trainer)
         return tk
+
+    def save_load(tk):
+        tk.save(str(a.workdir / "worst-hf.json"))
+        return tokenizers.Tokenizer.from_file(str(a.workdir / "worst-hf.json"))
 
     t_train, trained = timed(train_hf, R)
     bpt = bytes_per_token(held_out, lambda xs: [e.ids for e in trained.encode_batch(xs, add_special_tokens=False)])
@@ -241,7 +276,8 @@ def work_hf(a, stories) -> dict:
     t_enc, enc = timed(lambda: hf.encode(text, add_special_tokens=False), R)
     t_bT, batch = timed(lambda: hf.encode_batch(texts, add_special_tokens=False), R)
     t_dec, out = timed(lambda: hf.decode(enc.ids), R)
-    return {"train_s": t_train, "bpt": bpt, "vocab": trained.get_vocab_size(),
+    worst = worst_case_times(lambda t: train_hf([t]), save_load, text, R, sizes=(PEER_MB,))
+    return {"worst": worst, "train_s": t_train, "bpt": bpt, "vocab": trained.get_vocab_size(),
             "encode": mb_per_s(n, t_enc), "batch_T": mb_per_s(nb, t_bT), "decode": mb_per_s(n, t_dec),
             "ids": ids_digest(enc.ids), "batch_ids": ids_digest([e.ids for e in batch]),
             "decode_ok": out == text}
@@ -287,6 +323,7 @@ def report(r: dict, T: int) -> str:
          f"1-thread batch, {g['batch_T'] / k['batch_T']:.2f}x tiktoken, {g['batch_T'] / h['batch_T']:.2f}x HF"),
         ("decode (MB/s)", f"{g['decode']:.1f}", f"{k['decode']:.1f}", f"{h['decode']:.1f}",
          f"{g['decode'] / k['decode']:.2f}x tiktoken, {g['decode'] / h['decode']:.2f}x HF"),
+        *worst_rows(g["worst"], h["worst"]),
     ]
     head = ("operation", "tinygpt", "tiktoken", "HF tokenizers", "ratio")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * 4) + "|"]
@@ -295,6 +332,35 @@ def report(r: dict, T: int) -> str:
     for t in r["targets"]:
         lines.append(f"- {'PASS' if t['pass'] else 'FAIL'}: {t['name']} (measured {t['measured']})")
     return "\n".join(lines)
+
+
+def worst_rows(g: dict, h: dict) -> list[tuple]:
+    rows = []
+    for what in ("train", "load"):
+        one, peer = g[f"one_char_{PEER_MB}"][f"{what}_s"], h[f"one_char_{PEER_MB}"][f"{what}_s"]
+        rows.append((f"{what}, {PEER_MB * 1000:g} kB of one repeated character (s)", f"{one:.4f}", "-",
+                     f"{peer:.4f}", f"HF takes {peer / one:.2f}x as long"))
+    mb = WORST_MB[-1]
+    for what in ("train", "load"):
+        one, normal = g[f"one_char_{mb}"][f"{what}_s"], g[f"normal_{mb}"][f"{what}_s"]
+        rows.append((f"{what}, {mb:g} MB of one repeated character (s)", f"{one:.3f}", "-",
+                     "(quadratic: not run)", f"{one / normal:.2f}x own time on {mb:g} MB of normal text ({normal:.3f} s)"))
+    return rows
+
+
+def worst_targets(g: dict) -> list[dict]:
+    """Train + load on 1 MB of one character: within 3x of 1 MB of normal text, and linear
+    (doubling the run at most ~doubles the time: 2.5x allows for timer noise)."""
+    cost = {k: v["train_s"] + v["load_s"] for k, v in g.items()}  # sizes in WORST_MB only
+    lo, hi = WORST_MB
+    vs_normal = cost[f"one_char_{hi}"] / cost[f"normal_{hi}"]
+    growth = cost[f"one_char_{hi}"] / cost[f"one_char_{lo}"]
+    return [
+        {"name": f"train + load on {hi:g} MB of one character within 3x of {hi:g} MB of normal text",
+         "measured": f"{vs_normal:.2f}x", "pass": vs_normal <= 3},
+        {"name": f"one character, {lo:g} -> {hi:g} MB: time grows linearly (<= 2.5x)",
+         "measured": f"{growth:.2f}x", "pass": growth <= 2.5},
+    ]
 
 
 def targets(r: dict, T: int) -> list[dict]:
@@ -311,6 +377,7 @@ def targets(r: dict, T: int) -> list[dict]:
         {"name": f"training >= 3x HF (threads={T}, both)", "measured": f"{x_hf:.2f}x", "pass": x_hf >= 3},
         {"name": "held-out bytes/token within 1% of HF", "measured": f"{diff:+.2f}%", "pass": abs(diff) <= 1},
         {"name": "decode >= 200 MB/s", "measured": f"{g['decode']:.1f} MB/s", "pass": g["decode"] >= 200},
+        *worst_targets(g["worst"]),
     ]
 
 

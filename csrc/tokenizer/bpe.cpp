@@ -6,6 +6,7 @@
 
 #include "pretokenize.h"
 #include "specials.h"
+#include "split_pairs.h"
 
 namespace tinygpt {
 
@@ -77,18 +78,7 @@ BPE::BPE(std::vector<std::string> tokens, std::vector<uint8_t> present, bool ran
       throw std::invalid_argument("the vocabulary has no token for byte " + std::to_string(b) +
                                   " (byte-level BPE needs all 256)");
   if (rank_mode_) {
-    // Every split of a token into two tokens is a merge yielding it at the token's rank.
-    for (uint32_t id = 0; id < tokens_.size(); ++id) {
-      if (!present_[id] || is_special[id]) continue;
-      const std::string& t = tokens_[id];
-      for (size_t k = 1; k < t.size(); ++k) {
-        uint32_t* l = whole_.find(std::string_view(t).substr(0, k));
-        if (!l) continue;
-        uint32_t* r = whole_.find(std::string_view(t).substr(k));
-        if (!r) continue;
-        pairs_[(uint64_t{*l} << 32) | *r] = {id, id};
-      }
-    }
+    add_split_pairs(is_special);
   } else {
     for (size_t i = 0; i < merges.size(); ++i) {
       auto [a, b] = merges[i];
@@ -102,6 +92,14 @@ BPE::BPE(std::vector<std::string> tokens, std::vector<uint8_t> present, bool ran
       if (!pairs_.find(key)) pairs_[key] = {*m, static_cast<uint32_t>(i)};
     }
   }
+}
+
+void BPE::add_split_pairs(const std::vector<uint8_t>& is_special) {
+  std::vector<uint8_t> usable(tokens_.size());
+  for (uint32_t id = 0; id < tokens_.size(); ++id) usable[id] = present_[id] && !is_special[id];
+  for_each_split(tokens_, usable, whole_, [this](uint32_t l, uint32_t r, uint32_t id) {
+    pairs_[(uint64_t{l} << 32) | r] = {id, id};
+  });
 }
 
 void BPE::merge_small(const char* p, size_t n, std::vector<uint32_t>& out,

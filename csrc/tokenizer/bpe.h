@@ -86,6 +86,7 @@ class BPE {
                            PieceCache& cache) const;
   void merge_bytes(const char* p, size_t n, std::vector<uint32_t>& out,
                    uint32_t max_priority = ~0u) const;
+  void add_split_pairs(const std::vector<uint8_t>& is_special);
   void merge_small(const char* p, size_t n, std::vector<uint32_t>& out, uint32_t max_priority) const;
   void merge_large(const char* p, size_t n, std::vector<uint32_t>& out, uint32_t max_priority) const;
   // (merged id, priority) for a pair, or nullptr.

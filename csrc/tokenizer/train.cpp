@@ -30,6 +30,41 @@ size_t last_safe_cut(std::string_view t, size_t lo, size_t hi) {
   return std::string_view::npos;
 }
 
+// Reused buffers for merge_in_word.
+struct MergeScratch {
+  std::vector<uint32_t> fresh;
+  std::vector<uint8_t> merged, formed;
+};
+
+uint64_t pair_key(uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; }
+
+// Replaces each (a, b) in `sym`, left to right, with c, and reports the change in pair counts as
+// update(pair, -n) for each pair that is gone and update(pair, +n) for each new one (n: the
+// word's count). Only pairs next to a merge change, so the hash-table work is proportional to
+// the merges made, not to the word's length: a long pre-token (a run of one character, a blob of
+// base64) stays cheap however many merges touch it.
+template <class Update>
+void merge_in_word(std::vector<uint32_t>& sym, uint32_t a, uint32_t b, uint32_t c, int64_t n,
+                   MergeScratch& s, Update&& update) {
+  const size_t len = sym.size();
+  s.merged.assign(len, 0);
+  s.fresh.clear();
+  s.formed.clear();
+  for (size_t i = 0; i < len; ++i) {
+    const bool hit = i + 1 < len && sym[i] == a && sym[i + 1] == b;
+    if (hit) s.merged[i] = s.merged[i + 1] = 1;
+    s.fresh.push_back(hit ? c : sym[i]);
+    s.formed.push_back(hit);
+    i += hit;
+  }
+  if (s.fresh.size() == len) return;  // no (a, b) in this word
+  for (size_t i = 0; i + 1 < len; ++i)
+    if (s.merged[i] || s.merged[i + 1]) update(pair_key(sym[i], sym[i + 1]), -n);
+  for (size_t j = 0; j + 1 < s.fresh.size(); ++j)
+    if (s.formed[j] || s.formed[j + 1]) update(pair_key(s.fresh[j], s.fresh[j + 1]), n);
+  sym.assign(s.fresh.begin(), s.fresh.end());
+}
+
 }  // namespace
 
 WordCounter::WordCounter(PatternKind pattern, std::vector<std::string> specials, int num_threads)
@@ -168,13 +203,12 @@ WordCounter::Result WordCounter::train(size_t num_new_tokens) const {
   std::vector<int64_t> wcount(sorted.size());
   U64Map<int64_t> pair_count(1 << 16);
   U64Map<std::vector<uint32_t>> where(1 << 16);
-  auto key = [](uint32_t a, uint32_t b) { return (uint64_t{a} << 32) | b; };
   for (size_t w = 0; w < sorted.size(); ++w) {
     auto& sym = words[w];
     for (unsigned char c : sorted[w].first) sym.push_back(c);
     wcount[w] = static_cast<int64_t>(sorted[w].second);
     for (size_t i = 0; i + 1 < sym.size(); ++i) {
-      uint64_t k = key(sym[i], sym[i + 1]);
+      uint64_t k = pair_key(sym[i], sym[i + 1]);
       pair_count[k] += wcount[w];
       auto& wl = where[k];
       if (wl.empty() || wl.back() != w) wl.push_back(static_cast<uint32_t>(w));
@@ -204,7 +238,7 @@ WordCounter::Result WordCounter::train(size_t num_new_tokens) const {
   std::vector<uint32_t> stamp(words.size(), 0);
   uint32_t round = 0;
   std::vector<uint64_t> touched;
-  std::vector<uint32_t> fresh;
+  MergeScratch scratch;
   while (res.new_tokens.size() < num_new_tokens && !heap.empty()) {
     Entry top = heap.top();
     heap.pop();
@@ -232,31 +266,14 @@ WordCounter::Result WordCounter::train(size_t num_new_tokens) const {
     for (uint32_t w : wl) {
       if (stamp[w] == round) continue;
       stamp[w] = round;
-      auto& sym = words[w];
-      const int64_t n = wcount[w];
-      bool has = false;
-      for (size_t i = 0; i + 1 < sym.size() && !has; ++i) has = sym[i] == a && sym[i + 1] == b;
-      if (!has) continue;
-      for (size_t i = 0; i + 1 < sym.size(); ++i) pair_count[key(sym[i], sym[i + 1])] -= n;
-      fresh.clear();
-      for (size_t i = 0; i < sym.size(); ++i) {
-        if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) {
-          fresh.push_back(c);
-          ++i;
-        } else {
-          fresh.push_back(sym[i]);
-        }
-      }
-      sym.assign(fresh.begin(), fresh.end());
-      for (size_t i = 0; i + 1 < sym.size(); ++i) {
-        uint64_t k = key(sym[i], sym[i + 1]);
-        pair_count[k] += n;
-        if (sym[i] == c || sym[i + 1] == c) {
+      merge_in_word(words[w], a, b, c, wcount[w], scratch, [&](uint64_t k, int64_t delta) {
+        pair_count[k] += delta;
+        if (delta > 0) {
           auto& l = where[k];
           if (l.empty() || l.back() != w) l.push_back(w);
           touched.push_back(k);
         }
-      }
+      });
     }
     // Only pairs with the new token can have grown; the others keep stale (higher) heap
     // entries, corrected lazily when popped.
