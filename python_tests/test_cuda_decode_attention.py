@@ -161,3 +161,21 @@ def test_rejects_bad_input(change, match):
     with pytest.raises((RuntimeError, IndexError, ValueError, TypeError), match=match):
         emulation.ops().decode_attention(a["qkv"], a["kc"], a["vc"], a["pos"], a["cos"], a["sin"], a["n_heads"],
                                          a["scale"])
+
+
+def test_wrapper_copies_strided_inputs_and_refuses_strided_caches():
+    # tinygpt.ops.decode_attention on the CPU: qkv sliced out of a wider tensor, cos/sin as views,
+    # as a caller holding a bigger projection would pass them; the caches are written in place, so
+    # a strided cache is refused rather than silently copied and lost.
+    from tinygpt import ops
+
+    qkv, kc, vc, pos, cos, sin = make(2, 4, 2, 16, 9, torch.float32, "cpu")
+    wide = torch.cat([qkv, torch.zeros_like(qkv)], dim=1)[:, : qkv.shape[1]]
+    assert not wide.is_contiguous()
+    kc_ref, vc_ref = kc.clone(), vc.clone()
+    got = ops.decode_attention(wide, kc, vc, pos, cos.t().contiguous().t(), sin, 4)
+    want = R.decode_attention(qkv, kc_ref, vc_ref, pos, cos, sin, 4)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert torch.equal(vc, vc_ref)
+    with pytest.raises(ValueError, match="k_cache must be contiguous"):
+        ops.decode_attention(qkv, kc.transpose(2, 3).contiguous().transpose(2, 3), vc, pos, cos, sin, 4)

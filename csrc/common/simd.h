@@ -80,7 +80,8 @@ TG_INLINE float hmax(f32x16 v) {
   return m;
 }
 
-// exp(x) to about 2 ulp (Cephes' polynomial), exactly 0 below -87.3 (so exp(-inf) = 0), inf above 88.7.
+// exp(x) to about 2 ulp (Cephes' polynomial), exactly 0 below -87.3 (so exp(-inf) = 0), inf above 88.7,
+// NaN for NaN.
 TG_INLINE f32x16 vexp(f32x16 x) {
   const f32x16 lo = splat(-87.3f), hi = splat(88.3f);
   const f32x16 orig = x;
@@ -97,6 +98,7 @@ TG_INLINE f32x16 vexp(f32x16 x) {
   p = p * (r * r) + r + 1.0f;
   const i32x16 e = (__builtin_convertvector(n, i32x16) + 127) << 23;
   f32x16 y = p * __builtin_bit_cast(f32x16, e);
+  y += orig - orig;                                              // NaN stays NaN (and +-inf, fixed below)
   y = select_lt(orig, lo, splat(0.f), y);                        // underflow, -inf
   return select_lt(splat(88.7f), orig, splat(__builtin_inff()), y);  // overflow, +inf
 }

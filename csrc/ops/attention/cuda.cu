@@ -176,6 +176,34 @@ __device__ __forceinline__ void warp_store_rows(T* dst, const float* src, int ro
   }
 }
 
+// Whether the first n rows (D columns, stride ld) of a shared tile hold a NaN or an infinity,
+// answered to every lane of the warp: x - x is 0 for every finite x.
+template <class T, int D>
+__device__ __forceinline__ bool warp_any_nonfinite(const T* tile, int ld, int n) {
+  const int lane = threadIdx.x % 32;
+  bool bad = false;
+  for (int i = lane; i < n * D; i += 32) {
+    const float x = tg_load(tile + (i / D) * ld + i % D);
+    bad |= !(x - x == 0.f);
+  }
+  return __ballot_sync(0xffffffffu, bad) != 0u;
+}
+
+// O[r][d] += sum_{lo <= c < hi} P[r][c] X[c][d] over the lane pair (r, hc)'s columns d: the exact
+// product over what row r sees, for a tile that masking cuts when X holds a NaN or an infinity.
+// warp_gemm would also add 0 x X[c] for the masked c, which is NaN there: a value a row cannot
+// see must not reach it. Rare (non-finite data), so plain loops.
+template <class T, int D>
+__device__ __forceinline__ void warp_rows_seen(const T* P, int ldp, const T* X, int ldx, float* O, int ldo, int r,
+                                               int hc, int lo, int hi) {
+  for (int d = hc; d < D; d += 2) {
+    float acc = 0.f;
+    for (int c = lo; c < hi; ++c) acc += tg_load(P + r * ldp + c) * tg_load(X + c * ldx + d);
+    O[r * ldo + d] += acc;
+  }
+  __syncwarp();
+}
+
 // ---- forward --------------------------------------------------------------------------------
 
 template <class T, int D, bool CAUSAL>
@@ -255,7 +283,12 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
 #pragma unroll 4
     for (int d = hc; d < D; d += 2) Ow[r * LDO + d] *= alpha;
     __syncwarp();
-    warp_gemm<T, D, BN, false>(Pw, C::LDP, Vs, LDT, Ow, LDO, true);
+    const bool cut = CAUSAL && q0 + diag + 1 < min(S, j0 + BN);  // masking cuts this tile for some row
+    if (cut && warp_any_nonfinite<T, D>(Vs, LDT, min(BN, S - j0))) {
+      warp_rows_seen<T, D>(Pw, C::LDP, Vs, LDT, Ow, LDO, r, hc, 0, max(0, min(BN, klim - j0)));
+    } else {
+      warp_gemm<T, D, BN, false>(Pw, C::LDP, Vs, LDT, Ow, LDO, true);
+    }
   }
 
   if (hc == 0) {
@@ -342,12 +375,18 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
     __syncwarp();
     warp_gemm<T, BN, D, true>(dOw, LDT, Vs, LDT, Sw, C::LDS, false);  // dP = dO V^T
 #pragma unroll
-    for (int j = 0; j < BN / 2; ++j) p[j] *= Sw[r * C::LDS + 2 * j + hc] - di;  // dS
+    for (int j = 0; j < BN / 2; ++j)  // dS; a masked one is 0 even where dP is NaN
+      p[j] = j0 + 2 * j + hc < klim ? p[j] * (Sw[r * C::LDS + 2 * j + hc] - di) : 0.f;
     __syncwarp();
 #pragma unroll
     for (int j = 0; j < BN / 2; ++j) dSw[r * C::LDP + 2 * j + hc] = tg_from_float<T>(p[j]);
     __syncwarp();
-    warp_gemm<T, D, BN, false>(dSw, C::LDP, Ks, LDT, dQw, LDO, true);  // dQ += dS K
+    const bool cut = CAUSAL && q0 + diag + 1 < min(S, j0 + BN);
+    if (cut && warp_any_nonfinite<T, D>(Ks, LDT, min(BN, S - j0))) {
+      warp_rows_seen<T, D>(dSw, C::LDP, Ks, LDT, dQw, LDO, r, hc, 0, max(0, min(BN, klim - j0)));
+    } else {
+      warp_gemm<T, D, BN, false>(dSw, C::LDP, Ks, LDT, dQw, LDO, true);  // dQ += dS K
+    }
   }
   __syncthreads();
   const int wrows = min(16, max(0, qrows - 16 * warp));
@@ -433,7 +472,8 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
 #pragma unroll
       for (int j = 0; j < BN / 2; ++j) {
         const int c = 2 * j + hc;
-        ds[j] = p[j] * (Sw[r * C::LDS + c] - Ds[c]);
+        const bool vis = kj < S && c < qrows && (!CAUSAL || kj <= i0 + c + diag);
+        ds[j] = vis ? p[j] * (Sw[r * C::LDS + c] - Ds[c]) : 0.f;  // 0 even where dP is NaN
       }
       __syncwarp();
 #pragma unroll
@@ -442,8 +482,19 @@ __global__ void __launch_bounds__(Cfg<T>::NT)
         dSw[r * C::LDP + 2 * j + hc] = tg_from_float<T>(ds[j]);
       }
       __syncwarp();
-      warp_gemm<T, D, BN, false>(Pw, C::LDP, dOs, LDT, dVw, LDO, true);  // dV += P^T dO
-      warp_gemm<T, D, BN, false>(dSw, C::LDP, Qs, LDT, dKw, LDO, true);  // dK += dS^T Q
+      // the queries key row r sees in this tile: [first, qrows)
+      const int first = CAUSAL ? max(0, min(qrows, kj - diag - i0)) : 0;
+      const bool cut = CAUSAL && i0 + diag < min(S, j0 + krows) - 1;  // some query misses some key
+      if (cut && warp_any_nonfinite<T, D>(dOs, LDT, qrows)) {
+        warp_rows_seen<T, D>(Pw, C::LDP, dOs, LDT, dVw, LDO, r, hc, first, kj < S ? qrows : first);
+      } else {
+        warp_gemm<T, D, BN, false>(Pw, C::LDP, dOs, LDT, dVw, LDO, true);  // dV += P^T dO
+      }
+      if (cut && warp_any_nonfinite<T, D>(Qs, LDT, qrows)) {
+        warp_rows_seen<T, D>(dSw, C::LDP, Qs, LDT, dKw, LDO, r, hc, first, kj < S ? qrows : first);
+      } else {
+        warp_gemm<T, D, BN, false>(dSw, C::LDP, Qs, LDT, dKw, LDO, true);  // dK += dS^T Q
+      }
     }
   }
   __syncthreads();  // the zeroed accumulators are visible even if no query tile was visited

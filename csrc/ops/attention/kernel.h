@@ -161,6 +161,38 @@ inline int64_t key_limit(const AttnShape& s, int64_t i) {
   return lim < s.S ? lim : s.S;
 }
 
+// Whether the n rows of X (row stride Dp) hold a NaN or an infinity: x - x is 0 for every finite x.
+inline bool any_nonfinite(const float* X, int64_t n, int64_t Dp) {
+  f32x16 acc = splat(0.f);
+  for (int64_t i = 0; i < n * Dp; i += 16) {
+    const f32x16 x = load(X + i);
+    acc += x - x;
+  }
+  return hsum(acc) != 0.f;
+}
+
+// C[r] += A[r, :valid_r] B[:valid_r] for each row r of a tile that causal masking cuts: the exact
+// product over the keys each row sees. The tile-wide gemm would also add 0 x B for the masked
+// keys, which is 0 unless B holds a NaN or an infinity, and then turns the row NaN: a value a
+// query cannot see must not reach it. (`lim(r)` is the keys row r sees, counted from the tile's.)
+template <class Lim>
+inline void gemm_seen(int64_t rows, int64_t Dp, const float* A, int64_t lda, const float* B, float* C, Lim lim) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t k = lim(r) < 0 ? 0 : (lim(r) > kAttnBc ? kAttnBc : lim(r));
+    if (k > 0) gemm(1, Dp, k, A + r * lda, lda, B, Dp, C + r * Dp, Dp, true);
+  }
+}
+
+// C[:lim(r)] += A[r, :lim(r)]^T B[r] for each row r: gemm_tn over the keys each row sees (see
+// gemm_seen), for the key gradients.
+template <class Lim>
+inline void gemm_tn_seen(int64_t rows, int64_t Dp, const float* At, int64_t ldat, const float* B, float* C, Lim lim) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t k = lim(r) < 0 ? 0 : (lim(r) > kAttnBc ? kAttnBc : lim(r));
+    if (k > 0) gemm_tn(k, Dp, 1, At + r * ldat, ldat, B + r * Dp, Dp, C, Dp, true);
+  }
+}
+
 }  // namespace
 
 void attn_fwd_task(const AttnShape& s, const void* q, const void* k, const void* v, void* out, float* lse,
@@ -216,7 +248,11 @@ void attn_fwd_task(const AttnShape& s, const void* q, const void* k, const void*
           for (int64_t d = 0; d < Dp; d += 16) store(O + r * Dp + d, load(O + r * Dp + d) * av);
         }
       }
-      gemm(rows, Dp, kAttnBc, P, kAttnBc, V + j0 * Dp, Dp, O, Dp, true);
+      if (full || !any_nonfinite(V + j0 * Dp, kAttnBc, Dp)) {
+        gemm(rows, Dp, kAttnBc, P, kAttnBc, V + j0 * Dp, Dp, O, Dp, true);
+      } else {
+        gemm_seen(rows, Dp, P, kAttnBc, V + j0 * Dp, O, [&](int64_t r) { return key_limit(s, q0 + r) - j0; });
+      }
     }
     for (int64_t r = 0; r < rows; ++r) {
       store_row(out, s.bf16, qrow + q0 + r, s.D, O + r * Dp, 1.f / l[r]);
@@ -285,9 +321,23 @@ void attn_bwd_task(const AttnShape& s, const void* q, const void* k, const void*
           for (int64_t c = valid < 0 ? 0 : valid; c < kAttnBc; ++c) p[c] = dp[c] = 0.f;
         }
         const int64_t keys = s.S - j0 < kAttnBc ? s.S - j0 : kAttnBc;
-        gemm_tn(keys, Dp, rows, P, kAttnBc, dO + q0 * Dp, Dp, dV + j0 * Dp, Dp, true);   // P^T dO
-        gemm_tn(keys, Dp, rows, dP, kAttnBc, Q + q0 * Dp, Dp, dK + j0 * Dp, Dp, true);  // dS^T Q
-        gemm(rows, Dp, kAttnBc, dP, kAttnBc, K + j0 * Dp, Dp, dQ + q0 * Dp, Dp, true);
+        const auto seen = [&](int64_t r) { return key_limit(s, q0 + r) - j0; };
+        const bool cut = key_limit(s, q0) < j0 + kAttnBc;  // masking cuts this tile
+        if (cut && any_nonfinite(dO + q0 * Dp, rows, Dp)) {
+          gemm_tn_seen(rows, Dp, P, kAttnBc, dO + q0 * Dp, dV + j0 * Dp, seen);
+        } else {
+          gemm_tn(keys, Dp, rows, P, kAttnBc, dO + q0 * Dp, Dp, dV + j0 * Dp, Dp, true);  // P^T dO
+        }
+        if (cut && any_nonfinite(Q + q0 * Dp, rows, Dp)) {
+          gemm_tn_seen(rows, Dp, dP, kAttnBc, Q + q0 * Dp, dK + j0 * Dp, seen);
+        } else {
+          gemm_tn(keys, Dp, rows, dP, kAttnBc, Q + q0 * Dp, Dp, dK + j0 * Dp, Dp, true);  // dS^T Q
+        }
+        if (cut && any_nonfinite(K + j0 * Dp, kAttnBc, Dp)) {
+          gemm_seen(rows, Dp, dP, kAttnBc, K + j0 * Dp, dQ + q0 * Dp, seen);
+        } else {
+          gemm(rows, Dp, kAttnBc, dP, kAttnBc, K + j0 * Dp, Dp, dQ + q0 * Dp, Dp, true);
+        }
       }
     }
     for (int64_t r = 0; r < s.T; ++r) store_row(dq, s.bf16, qrow + r, s.D, dQ + r * Dp, s.scale);

@@ -109,7 +109,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int c = 0; c < kDpl; ++c) dot += qr[c] * kv[c];
     const float sc = tg_warp_sum(dot) * scale;
     const float m_new = fmaxf(m, sc);
-    const float alpha = expf(m - m_new), p = expf(sc - m_new);
+    const float base = m_new == -INFINITY ? 0.0f : m_new;  // all -inf so far: weights 0, not exp(NaN)
+    const float alpha = expf(m - base), p = expf(sc - base);
     l = l * alpha + p;
     for (int c = 0; c < kDpl; ++c) acc[c] = acc[c] * alpha + p * vv[c];
     m = m_new;
