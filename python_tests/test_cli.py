@@ -47,7 +47,7 @@ def test_tokenizer_train_encode_decode_export(tmp_path):
 
 def test_cli_errors_are_clear(tmp_path):
     r = run("tokenizer", "train", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "t.json"))
-    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "nope"}))
     r = run("tokenizer", "encode", "--tokenizer", str(bad), "hi")

@@ -498,3 +498,16 @@ def test_real_sample(sample_path, sample_text):
     raw = read_stories(sample_path, clean=False)
     assert len(raw) == 2316
     assert [normalize_ref(s) for s in raw] == stories
+
+
+def test_a_lone_surrogate_escape_in_json_is_refused_or_replaced(tmp_path):
+    # "\ud83d" alone in a JSON string is half of a UTF-16 pair, not a character: it once surfaced
+    # as "'utf-8' codec can't encode character" from deep inside prepare.
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"text": "A cat sat. \\ud83d The end."}\n{"text": "A dog ran."}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"lone surrogate escape \(\\ud83d.*errors=\"replace\""):
+        list(data.iter_stories(path))
+    stats = data.ReadStats()
+    got = list(data.iter_stories(path, errors="replace", stats=stats))
+    assert got == ["A cat sat. \ufffd The end.", "A dog ran."] and stats.replaced_bytes == 1
+    assert all(s.encode("utf-8") for s in got)

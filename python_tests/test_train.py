@@ -67,7 +67,7 @@ def assert_same_weights(a, b):
 
 def cli(*args, timeout=240, env=ENV, **kw):
     return subprocess.run([sys.executable, "-m", "tinygpt", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=CWD, **kw)
+                          timeout=timeout, env=env, **{"cwd": CWD, **kw})
 
 
 def cli_args(shards, run, steps, **extra):
@@ -562,3 +562,6 @@ def test_tinygpt_train_trains(shards, tmp_path):
     assert s["steps"] == 2 and tinygpt.training.TrainConfig is TrainConfig
     model, tok = checkpoint.load_run(tmp_path / "run", "latest")
     assert model.config.vocab_size == tok.vocab_size == 512
+    # `tinygpt generate --run .` from inside the run ("." once failed: "has an empty name")
+    r = cli("generate", "--run", ".", "--max-new-tokens", "3", "--prompt", "Once", cwd=tmp_path / "run")
+    assert r.returncode == 0, r.stderr

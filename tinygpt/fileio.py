@@ -136,6 +136,8 @@ def read_versioned_json(path: str | os.PathLike, fmt: str, max_version: int, wha
             obj = json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise error(f"{path} is not a {what} (unreadable JSON: {e})") from None
+    except RecursionError:  # json recurses once per nesting level
+        raise error(f"{path} is not a {what} (JSON nested too deeply to read)") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise error(f"{path} is not a {what} (missing \"format\": \"{fmt}\")")
     version = obj.get("version")

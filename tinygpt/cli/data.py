@@ -8,8 +8,9 @@ import os
 import sys
 import time
 
-from tinygpt.cli.flags import (add_dtype, add_format, add_out, add_pattern, add_quiet, add_seed, add_threads,
-                               add_tokenizer, add_vocab_size, check_file_out, flag_words, pattern_names)
+from tinygpt.cli.flags import (add_dtype, add_errors, add_format, add_out, add_pattern, add_quiet, add_seed,
+                               add_threads, add_tokenizer, add_vocab_size, check_file_out, flag_words,
+                               pattern_names)
 
 # `tinygpt stories`' own: reading tinygpt.data.stories' defaults would load its word tables for --help.
 STORIES_COUNT = 1000
@@ -68,9 +69,7 @@ def _add_prepare(sub) -> None:
     add_dtype(pr, default=d["dtype"], choices=["auto", "uint16", "uint32"],
               help="token dtype (default: uint16 when the vocabulary fits)")
     add_threads(pr, help="tokenizer threads (default: all cores)")
-    pr.add_argument("--errors", default=d["errors"], choices=["strict", "replace"],
-                    help="invalid UTF-8: stop with the file and byte offset (strict, default) or replace it "
-                    "with U+FFFD")
+    add_errors(pr, default=d["errors"])
     pr.add_argument("--overwrite", action="store_true", help="replace shards already in DIR")
     add_quiet(pr, help="no progress bars")
     pr.set_defaults(func=prepare_command)

@@ -162,3 +162,9 @@ def add_json(p, *, help: str) -> None:
 
 def add_quiet(p, *, help: str) -> None:
     p.add_argument("--quiet", action="store_true", help=help)
+
+
+def add_errors(p, *, default: str = "strict") -> None:
+    p.add_argument("--errors", default=default, choices=["strict", "replace"],
+                   help="invalid UTF-8: stop with the file and byte offset (strict, default) or replace it "
+                   "with U+FFFD")

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from tinygpt.cli.flags import (add_format, add_out, add_pattern, add_quiet, add_threads, add_tokenizer,
+from tinygpt.cli.flags import (add_errors, add_format, add_out, add_pattern, add_quiet, add_threads, add_tokenizer,
                                add_vocab_size, flag_words, pattern_names)
 
 VOCAB_SIZE = 4096  # `Tokenizer.train` has no default size; `prepare`'s is the same
@@ -44,9 +44,7 @@ def _add_train(actions) -> None:
     add_pattern(t, default=pattern, help=f"pre-tokenizer: {pattern_names(pattern)} or a regex")
     add_threads(t, help="threads for counting (default: all cores)")
     add_out(t, help="where to write the tokenizer (JSON)")
-    t.add_argument("--errors", default="strict", choices=["strict", "replace"],
-                   help="invalid UTF-8: stop with the file and byte offset (strict, default) or replace it "
-                   "with U+FFFD")
+    add_errors(t)
     add_quiet(t, help="no progress bar")
     t.set_defaults(func=train_command)
 
@@ -83,7 +81,7 @@ def train_command(args) -> int:
     for p in args.inputs:
         if not os.path.exists(p) and not p.startswith(readers.HF_PREFIX):
             print(f"tinygpt: error: input not found: {p} (no such file or folder)", file=sys.stderr)
-            return 2
+            return 1  # as prepare: a missing input is an error of the run, not of its usage
     stats = readers.ReadStats()
     t0 = time.perf_counter()
     with flag_words(TRAIN_WORDS):  # the stories stream through `prepare`'s reader: never all in memory

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clean_story", "fix_mojibake", "normalize_whitespace"]
+__all__ = ["clean_story", "fix_mojibake", "normalize_whitespace", "replace_lone_surrogates"]
 
 
 def _mojibake_tables():
@@ -90,3 +90,21 @@ def clean_story(text: str) -> tuple[str, bool]:
     """
     fixed = text if text.isascii() else fix_mojibake(text)
     return normalize_whitespace(fixed), fixed is not text and fixed != text
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(text: str, where, errors: str) -> tuple[str, int]:
+    """(text, how many replaced). A JSON story may escape half of a UTF-16 pair ("\\ud83d"),
+    which is no character: like an invalid UTF-8 byte it raises ValueError naming `where`
+    (errors="strict") or becomes U+FFFD (errors="replace")."""
+    found = _LONE_SURROGATE.search(text)
+    if found is None:
+        return text, 0
+    if errors == "strict":
+        raise ValueError(
+            f"{where}: a story holds a lone surrogate escape (\\u{ord(found.group()):04x}, half of a UTF-16 "
+            f"pair), which is not text: near {text[max(0, found.start() - 30):found.start()]!r}; "
+            'read it with errors="replace" to replace it with U+FFFD and continue')
+    return _LONE_SURROGATE.subn("\ufffd", text)

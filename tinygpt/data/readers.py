@@ -30,7 +30,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Union
 
-from tinygpt.data.clean import clean_story, fix_mojibake, normalize_whitespace
+from tinygpt.data.clean import clean_story, fix_mojibake, normalize_whitespace, replace_lone_surrogates
 
 __all__ = [
     "DecodeError", "ReadStats", "clean_story", "fix_mojibake", "iter_stories", "list_files",
@@ -428,6 +428,9 @@ def _stream(files, clean, dedupe, errors, stats, text_field) -> Iterator[str]:
     for path in files:
         stats.files += 1
         for text in _READERS[_format(path)](path, errors, stats, text_field):
+            if not text.isascii():
+                text, n = replace_lone_surrogates(text, path, errors)
+                stats.replaced_bytes += n
             if clean:
                 if text.isascii():
                     text, fixed = normalize_whitespace(text), False

@@ -204,7 +204,7 @@ def find(run, which: str = "best") -> Path:
     it does not exist yet), or `run` itself when it is a checkpoint directory."""
     if which not in (BEST, LATEST):
         raise ValueError(f"which must be best or latest, got {which!r}")
-    run = Path(run)
+    run = Path(os.path.abspath(run))  # "." has no name to put a temporary directory beside
     if not run.is_dir():
         raise FileNotFoundError(f"no run directory {run}")
     if resolve(run) is not None:
