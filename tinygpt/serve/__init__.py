@@ -1,0 +1,1 @@
+"""Serving a story model: continuous batching (`batcher`) under an OpenAI-compatible HTTP API."""

@@ -1,0 +1,140 @@
+"""Continuous batching: every live request is one row of one KV-cache decoder, and requests join and
+leave between decode steps, so a new request never waits for the others to finish.
+
+`Batcher.run_step()` is one turn of the loop: admit waiting requests into free rows (each prompt
+prefilled alone), draw one token for every live row, retire the rows that finished or were
+cancelled, and run one decode step for the rest. Each request draws from its own random stream
+(`tinygpt.generate.uniforms` of its seed, indexed by its own token count), so a request with seed s
+gets exactly the tokens of `generate_ids(model, [prompt], settings, seed=s)` whatever else is in the
+batch. Not thread-safe: one thread owns a Batcher (the server's scheduler thread)."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from tinygpt.decode import Decoder
+from tinygpt.generate import SamplingSettings, uniforms
+from tinygpt.model import GPT
+from tinygpt.ops.sample import sample_with_uniform
+
+
+@dataclass
+class Request:
+    """One sequence to continue. `on_token(request, id)` is called with each new token as it is
+    drawn, `on_finish(request)` once when it ends; set `cancelled` (any thread) to end it at the
+    next step, e.g. when its client goes away."""
+
+    prompt: list[int]
+    settings: SamplingSettings
+    seed: int = 0
+    on_token: Callable[["Request", int], None] | None = None
+    on_finish: Callable[["Request"], None] | None = None
+    ids: list[int] = field(default_factory=list)
+    finish_reason: str | None = None  # "eot", "max_new_tokens", "context" or "cancelled"
+    cancelled: bool = False
+
+
+class Batcher:
+    """Runs up to `max_batch` requests together on `model` (its decoder holds the whole context per
+    row). Penalties (repetition, frequency, presence) are not applied here."""
+
+    def __init__(self, model: GPT, max_batch: int, *, eot: int | None = None, dtype="auto"):
+        self.config = model.config
+        self.decoder = Decoder(model, max_batch, dtype=dtype)
+        self.eot = eot
+        self.waiting: collections.deque[Request] = collections.deque()
+        self.rows: dict[int, Request] = {}
+        self.free = list(range(max_batch - 1, -1, -1))
+        self.logits = torch.zeros(max_batch, self.config.vocab_size)
+
+    def submit(self, request: Request) -> None:
+        """Queues a request; checks it first (ValueError for a prompt the model cannot continue)."""
+        request.settings.validate()
+        p, cfg = request.prompt, self.config
+        if not p:
+            raise ValueError("the prompt is empty")
+        if len(p) >= self.decoder.max_len:
+            raise ValueError(f"the prompt has {len(p)} tokens; the model's context is {self.decoder.max_len}")
+        if min(p) < 0 or max(p) >= cfg.vocab_size:
+            raise ValueError(f"the prompt has token ids outside the vocabulary [0, {cfg.vocab_size})")
+        self.waiting.append(request)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.rows or self.waiting)
+
+    def run_step(self) -> None:
+        """Admits, samples one token per live row, retires finished rows, decodes the rest."""
+        self._admit()
+        self._retire_cancelled()
+        if not self.rows:
+            return
+        rows = sorted(self.rows)
+        tokens = self._sample(rows)
+        for row, token in zip(rows, tokens.tolist()):
+            self._take(row, token)
+        if self.rows:
+            self._decode(tokens, rows)
+
+    def _admit(self) -> None:
+        while self.waiting and self.free:
+            req = self.waiting.popleft()
+            if req.cancelled:
+                self._finish(req, "cancelled")
+                continue
+            if req.settings.max_new_tokens == 0:
+                self._finish(req, "max_new_tokens")
+                continue
+            row = self.free.pop()
+            self.logits[row] = self.decoder.prefill([row], torch.tensor([req.prompt]))[0].cpu()
+            self.rows[row] = req
+
+    def _retire_cancelled(self) -> None:
+        for row in [r for r, req in self.rows.items() if req.cancelled]:
+            self._release(row, "cancelled")
+
+    def _sample(self, rows: list[int]) -> torch.Tensor:
+        reqs = [self.rows[r] for r in rows]
+        seeds = np.array([q.seed for q in reqs], dtype=np.int64).astype(np.uint64)
+        steps = np.array([len(q.ids) for q in reqs], dtype=np.uint64)
+        per_row = {name: torch.tensor([getattr(q.settings, name) for q in reqs], dtype=dtype)
+                   for name, dtype in (("temperature", torch.float32), ("top_k", torch.int64),
+                                       ("top_p", torch.float32), ("min_p", torch.float32))}
+        return sample_with_uniform(self.logits[rows], uniforms(seeds, steps), **per_row)
+
+    def _take(self, row: int, token: int) -> None:
+        """Appends a drawn token to its request, or ends the request."""
+        req = self.rows[row]
+        if self.eot is not None and token == self.eot:
+            return self._release(row, "eot")
+        req.ids.append(token)
+        if req.on_token is not None:
+            req.on_token(req, token)
+        if len(req.ids) == req.settings.max_new_tokens:
+            self._release(row, "max_new_tokens")
+        elif int(self.decoder.lengths[row]) >= self.decoder.max_len:
+            self._release(row, "context")  # no room to cache this token and predict another
+
+    def _decode(self, tokens: torch.Tensor, rows: list[int]) -> None:
+        B = self.decoder.batch_size
+        full = torch.zeros(B, dtype=torch.long)
+        full[rows] = tokens
+        active = torch.zeros(B, dtype=torch.bool)
+        active[list(self.rows)] = True
+        self.logits = self.decoder.step(full, active).cpu().clone()
+
+    def _release(self, row: int, reason: str) -> None:
+        req = self.rows.pop(row)
+        self.free.append(row)
+        self.decoder.lengths[row] = 0
+        self._finish(req, reason)
+
+    def _finish(self, req: Request, reason: str) -> None:
+        req.finish_reason = reason
+        if req.on_finish is not None:
+            req.on_finish(req)
