@@ -126,7 +126,7 @@ class Batcher:
         full[rows] = tokens
         active = torch.zeros(B, dtype=torch.bool)
         active[list(self.rows)] = True
-        self.logits = self.decoder.step(full, active).cpu().clone()
+        self.logits = self.decoder.step(full, active).cpu()  # a copy off a GPU (its graph buffer is reused)
 
     def _release(self, row: int, reason: str) -> None:
         req = self.rows.pop(row)
