@@ -6,7 +6,8 @@ prefilled alone), draw one token for every live row, retire the rows that finish
 cancelled, and run one decode step for the rest. Each request draws from its own random stream
 (`tinygpt.generate.uniforms` of its seed, indexed by its own token count), so a request with seed s
 gets exactly the tokens of `generate_ids(model, [prompt], settings, seed=s)` whatever else is in the
-batch. Not thread-safe: one thread owns a Batcher (the server's scheduler thread)."""
+batch. Penalties (repetition, frequency, presence) apply per row as `generate_ids` applies them.
+Not thread-safe: one thread owns a Batcher (the server's scheduler thread)."""
 
 from __future__ import annotations
 
@@ -18,30 +19,44 @@ import numpy as np
 import torch
 
 from tinygpt.decode import Decoder
-from tinygpt.generate import SamplingSettings, uniforms
+from tinygpt.generate import SamplingSettings, _apply_penalties, uniforms
 from tinygpt.model import GPT
 from tinygpt.ops.sample import sample_with_uniform
 
 
 @dataclass
 class Request:
-    """One sequence to continue. `on_token(request, id)` is called with each new token as it is
-    drawn, `on_finish(request)` once when it ends; set `cancelled` (any thread) to end it at the
-    next step, e.g. when its client goes away."""
+    """One sequence to continue. `on_token(request, id, logprobs)` is called with each new token as
+    it is drawn, `on_finish(request)` once when it ends; set `cancelled` (any thread) to end it at
+    the next step, e.g. when its client goes away. With `logprobs` k (0 to 20), each token comes
+    with `TokenLogprobs`: its log-probability under the model (raw logits, before temperature and
+    truncation) and the k most likely tokens there. `ignore_eot` keeps going past end-of-text."""
 
     prompt: list[int]
     settings: SamplingSettings
     seed: int = 0
-    on_token: Callable[["Request", int], None] | None = None
+    on_token: Callable[["Request", int, "TokenLogprobs | None"], None] | None = None
     on_finish: Callable[["Request"], None] | None = None
+    logprobs: int | None = None
+    ignore_eot: bool = False
     ids: list[int] = field(default_factory=list)
-    finish_reason: str | None = None  # "eot", "max_new_tokens", "context" or "cancelled"
+    finish_reason: str | None = None  # "eot", "max_new_tokens", "context", "cancelled" or "error"
+    error: str | None = None  # why, when finish_reason is "error"
     cancelled: bool = False
+
+
+@dataclass
+class TokenLogprobs:
+    logprob: float
+    top: list[tuple[int, float]]  # (id, logprob), most likely first
+
+
+MAX_LOGPROBS = 20
 
 
 class Batcher:
     """Runs up to `max_batch` requests together on `model` (its decoder holds the whole context per
-    row). Penalties (repetition, frequency, presence) are not applied here."""
+    row)."""
 
     def __init__(self, model: GPT, max_batch: int, *, eot: int | None = None, dtype="auto"):
         self.config = model.config
@@ -51,6 +66,7 @@ class Batcher:
         self.rows: dict[int, Request] = {}
         self.free = list(range(max_batch - 1, -1, -1))
         self.logits = torch.zeros(max_batch, self.config.vocab_size)
+        self.counts: dict[int, torch.Tensor] = {}  # row -> token counts, for rows with penalties
 
     def submit(self, request: Request) -> None:
         """Queues a request; checks it first (ValueError for a prompt the model cannot continue)."""
@@ -62,6 +78,8 @@ class Batcher:
             raise ValueError(f"the prompt has {len(p)} tokens; the model's context is {self.decoder.max_len}")
         if min(p) < 0 or max(p) >= cfg.vocab_size:
             raise ValueError(f"the prompt has token ids outside the vocabulary [0, {cfg.vocab_size})")
+        if request.logprobs is not None and not 0 <= request.logprobs <= MAX_LOGPROBS:
+            raise ValueError(f"logprobs must be in [0, {MAX_LOGPROBS}], got {request.logprobs}")
         self.waiting.append(request)
 
     @property
@@ -76,8 +94,9 @@ class Batcher:
             return
         rows = sorted(self.rows)
         tokens = self._sample(rows)
+        logprobs = self._logprobs(rows, tokens)
         for row, token in zip(rows, tokens.tolist()):
-            self._take(row, token)
+            self._take(row, token, logprobs.get(row))
         if self.rows:
             self._decode(tokens, rows)
 
@@ -93,6 +112,20 @@ class Batcher:
             row = self.free.pop()
             self.logits[row] = self.decoder.prefill([row], torch.tensor([req.prompt]))[0].cpu()
             self.rows[row] = req
+            if _penalized(req.settings):
+                self.counts[row] = self._prompt_counts(req)
+
+    def _prompt_counts(self, req: Request) -> torch.Tensor:
+        """Token counts of the prompt, as `generate_ids` starts them."""
+        counts = torch.zeros(self.config.vocab_size)
+        counts.index_add_(0, torch.tensor(req.prompt), torch.ones(len(req.prompt)))
+        eot = self._eot(req)
+        if eot is not None and req.prompt[0] == eot:
+            counts[eot] -= 1  # the start-of-story marker is no repetition
+        return counts
+
+    def _eot(self, req: Request) -> int | None:
+        return None if req.ignore_eot else self.eot
 
     def _retire_cancelled(self) -> None:
         for row in [r for r, req in self.rows.items() if req.cancelled]:
@@ -105,16 +138,36 @@ class Batcher:
         per_row = {name: torch.tensor([getattr(q.settings, name) for q in reqs], dtype=dtype)
                    for name, dtype in (("temperature", torch.float32), ("top_k", torch.int64),
                                        ("top_p", torch.float32), ("min_p", torch.float32))}
-        return sample_with_uniform(self.logits[rows], uniforms(seeds, steps), **per_row)
+        logits = self.logits[rows]
+        for i, row in enumerate(rows):
+            if row in self.counts:
+                logits[i] = _apply_penalties(logits[i], self.counts[row], self.rows[row].settings)
+        return sample_with_uniform(logits, uniforms(seeds, steps), **per_row)
 
-    def _take(self, row: int, token: int) -> None:
+    def _logprobs(self, rows: list[int], tokens: torch.Tensor) -> dict[int, TokenLogprobs]:
+        """The drawn token's log-probability and the top alternatives, for rows that ask."""
+        out = {}
+        for i, row in enumerate(rows):
+            k = self.rows[row].logprobs
+            if k is None:
+                continue
+            lp = torch.log_softmax(self.logits[row], dim=-1)
+            top = torch.topk(lp, k) if k else None
+            out[row] = TokenLogprobs(float(lp[tokens[i]]), [] if top is None else
+                                     list(zip(top.indices.tolist(), top.values.tolist())))
+        return out
+
+    def _take(self, row: int, token: int, logprobs: TokenLogprobs | None) -> None:
         """Appends a drawn token to its request, or ends the request."""
         req = self.rows[row]
-        if self.eot is not None and token == self.eot:
+        eot = self._eot(req)
+        if eot is not None and token == eot:
             return self._release(row, "eot")
         req.ids.append(token)
+        if row in self.counts:
+            self.counts[row][token] += 1
         if req.on_token is not None:
-            req.on_token(req, token)
+            req.on_token(req, token, logprobs)
         if len(req.ids) == req.settings.max_new_tokens:
             self._release(row, "max_new_tokens")
         elif int(self.decoder.lengths[row]) >= self.decoder.max_len:
@@ -132,9 +185,14 @@ class Batcher:
         req = self.rows.pop(row)
         self.free.append(row)
         self.decoder.lengths[row] = 0
+        self.counts.pop(row, None)
         self._finish(req, reason)
 
     def _finish(self, req: Request, reason: str) -> None:
         req.finish_reason = reason
         if req.on_finish is not None:
             req.on_finish(req)
+
+
+def _penalized(s: SamplingSettings) -> bool:
+    return s.repetition_penalty != 1.0 or bool(s.frequency_penalty) or bool(s.presence_penalty)
