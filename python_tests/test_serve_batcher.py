@@ -71,3 +71,52 @@ def test_a_cancelled_request_frees_its_row_at_the_next_step():
         b.run_step()
     assert long.finish_reason == "cancelled" and len(long.ids) == 3
     assert nxt.ids == alone(model, nxt)[0] and nxt.finish_reason == "max_new_tokens"
+
+
+def test_penalties_apply_per_row_as_generate_applies_them():
+    model = tiny_model()
+    reqs = [Request([EOT, 5, 6, 5], SamplingSettings(max_new_tokens=30, temperature=1.0, repetition_penalty=r,
+                                                    frequency_penalty=f, presence_penalty=p), seed=40 + i)
+            for i, (r, f, p) in enumerate([(1.3, 0, 0), (1.0, 0.7, 0), (1.0, 0, 1.1), (1.0, 0, 0), (2.0, 0.5, 0.5)])]
+    b = Batcher(model, max_batch=5, eot=EOT, dtype="fp32")
+    for r in reqs:
+        b.submit(r)
+    while b.busy:
+        b.run_step()
+    for r in reqs:
+        assert (r.ids, r.finish_reason) == alone(model, r), r.settings
+
+
+def test_logprobs_are_the_raw_model_s_and_the_top_alternatives_its_most_likely():
+    model = tiny_model()
+    got = []
+    req = Request([3, 9, 4], SamplingSettings(max_new_tokens=12, temperature=1.5, top_p=0.8), seed=7, logprobs=4,
+                  on_token=lambda r, t, lp: got.append((t, lp)))
+    b = Batcher(model, max_batch=2, eot=EOT, dtype="fp32")
+    b.submit(req)
+    while b.busy:
+        b.run_step()
+    assert [t for t, _ in got] == req.ids and req.ids == alone(model, req)[0]
+    with torch.no_grad():
+        ref = torch.log_softmax(model(torch.tensor([req.prompt + req.ids]))[0], -1)
+    for i, (t, lp) in enumerate(got):
+        row = ref[len(req.prompt) - 1 + i]
+        assert abs(lp.logprob - float(row[t])) < 1e-4
+        top = torch.topk(row, 4)
+        assert [a for a, _ in lp.top] == top.indices.tolist()
+        assert torch.allclose(torch.tensor([v for _, v in lp.top]), top.values, atol=1e-4)
+
+
+def test_ignore_eot_goes_on_past_end_of_text():
+    model = tiny_model()
+    s = SamplingSettings(max_new_tokens=40, temperature=2.0)
+    seed = next(i for i in range(200) if alone(model, Request([5], s, seed=i))[1] == "eot")
+    stops = Request([5], s, seed=seed)
+    goes_on = Request([5], s, seed=seed, ignore_eot=True)
+    b = Batcher(model, max_batch=2, eot=EOT, dtype="fp32")
+    b.submit(stops)
+    b.submit(goes_on)
+    while b.busy:
+        b.run_step()
+    assert stops.finish_reason == "eot" and len(goes_on.ids) == 40
+    assert goes_on.ids[: len(stops.ids)] == stops.ids and goes_on.ids[len(stops.ids)] == EOT

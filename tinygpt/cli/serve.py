@@ -82,8 +82,9 @@ def serve_command(args) -> int:
     if args.threads is not None:
         with flag_words({"threads": "--threads"}):
             configure(args.threads)
+    keys = _api_keys(args)
     find(args.run, args.which)  # a missing or unusable run is refused before the server starts
-    o = ServeOptions(run=args.run, which=args.which, host=args.host, port=args.port, api_keys=_api_keys(args),
+    o = ServeOptions(run=args.run, which=args.which, host=args.host, port=args.port, api_keys=keys,
                      cors_origins=args.cors_origin, max_batch=args.max_batch, max_queue=args.max_queue,
                      max_body_bytes=args.max_request_bytes, device=args.device, dtype=args.dtype,
                      reference=args.reference, log_level=args.log_level)

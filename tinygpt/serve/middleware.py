@@ -28,18 +28,24 @@ class BodyLimit:
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await _send_error(send, BodyTooLarge(self.limit))
-        seen = 0
+        seen, refused = 0, False
 
         async def limited():
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge(self.limit)  # answered by the app's APIError handler
+                if seen > self.limit and not refused:
+                    refused = True
+                    await _send_error(send, BodyTooLarge(self.limit))
+                    return {"type": "http.disconnect"}  # the app stops reading; its answer is dropped
             return message
 
-        await self.app(scope, limited, send)
+        async def unless_refused(message):
+            if not refused:
+                await send(message)
+
+        await self.app(scope, limited, unless_refused)
 
 
 async def _send_error(send, e: APIError) -> None:

@@ -1,5 +1,7 @@
 """One choice's text as its tokens arrive: decoded without ever half a UTF-8 character, held back
-while it could be the start of a stop sequence, and cut before the first stop sequence."""
+while it could be the start of a stop sequence, and cut before the first stop sequence to be completed (as generation goes: of "ab" and "xabc",
+"ab" in "xab..." stops it first; of several completed by the same token, the one that starts
+first)."""
 
 from __future__ import annotations
 
