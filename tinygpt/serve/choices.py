@@ -1,6 +1,6 @@
 """The choices of one API call in flight: one batcher request per (prompt, sample), their tokens
-carried from the batcher's thread to the event loop, turned into text (stop sequences applied)
-and timed for the metrics. `Call.updates()` yields what each choice adds, as it comes."""
+queued as the scheduler draws them, turned into text (stop sequences applied) and timed for the
+metrics. `Call.updates()` yields what each choice adds, as it comes."""
 
 from __future__ import annotations
 
@@ -43,19 +43,18 @@ class Call:
     def __init__(self, prompts: list[Prompt], n: int, settings: SamplingSettings, seed: int, *,
                  tokenizer: Tokenizer, stops: list[str], logprobs: int | None, ignore_eot: bool, metrics: Metrics):
         self.metrics, self.arrival = metrics, time.perf_counter()
-        self.events: asyncio.Queue = asyncio.Queue()
-        loop = asyncio.get_running_loop()
+        self.events: asyncio.Queue = asyncio.Queue()  # (choice, token or None at the end, logprobs)
         self.choices = []
         for k in range(len(prompts) * n):
             req = Request(prompts[k // n].ids, settings, seed=seed + k, logprobs=logprobs, ignore_eot=ignore_eot,
-                          on_token=self._sender(loop, k), on_finish=self._sender(loop, k, finish=True))
+                          on_token=self._sender(k), on_finish=self._sender(k, finish=True))
             self.choices.append(Choice(k, prompts[k // n], req, ChoiceText(tokenizer, stops)))
 
-    def _sender(self, loop, k: int, finish: bool = False):
-        put = self.events.put_nowait
+    def _sender(self, k: int, finish: bool = False):
+        put = self.events.put_nowait  # the scheduler runs on this loop's thread
         if finish:
-            return lambda req: loop.call_soon_threadsafe(put, (k, None, None))
-        return lambda req, token, lp: loop.call_soon_threadsafe(put, (k, token, lp))
+            return lambda req: put((k, None, None))
+        return lambda req, token, lp: put((k, token, lp))
 
     def start(self, scheduler: Scheduler) -> None:
         try:

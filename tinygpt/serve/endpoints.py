@@ -19,7 +19,6 @@ from tinygpt.serve.protocol import ChatRequest, CompletionRequest, Sampling
 from tinygpt.serve.responses import (chat_logprobs, completion_logprobs, envelope, new_id, sse, usage)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-DISCONNECT_POLL_S = 0.25
 
 
 def check_model(body: Sampling, engine: Engine) -> None:
@@ -34,34 +33,46 @@ def _call(body: Sampling, engine: Engine, prompts: list[P.Prompt], max_tokens: i
     return call
 
 
+async def _watch_disconnect(request: Request, call: Call) -> None:
+    """Cancels the call when the client goes away (the body has been read: what comes next on
+    the connection is its end)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    call.cancel()
+
+
+def _watch(request: Request, call: Call) -> asyncio.Task:
+    return asyncio.ensure_future(_watch_disconnect(request, call))
+
+
 async def _collect(call: Call, request: Request) -> bool:
     """Runs the call to its end; False if the client went away first (the call is cancelled)."""
     async def consume():
         async for _ in call.updates():
             pass
 
-    task = asyncio.ensure_future(consume())
+    task, watcher = asyncio.ensure_future(consume()), _watch(request, call)
     try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
-            if done:
-                task.result()  # a failed decode raises here
-                return True
-            if await request.is_disconnected():
-                return False
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if watcher.done():
+            return False
+        task.result()  # a failed decode raises here
+        return True
     finally:
-        if not task.done():
-            task.cancel()
-            call.cancel()
+        for t in (task, watcher):
+            t.cancel()
+        call.cancel()  # a no-op for choices that have ended
 
 
 def _streamed(events) -> StreamingResponse:
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def _sse_events(call: Call, chunks, include_usage: bool, usage_chunk):
+async def _sse_events(call: Call, request: Request, chunks, include_usage: bool, usage_chunk):
     """The events of a stream: the chunks, the usage, `[DONE]`; a failure as an error event. The
-    choices are cancelled whenever the stream ends, so a client that went away frees its rows."""
+    choices are cancelled when the client goes away or the stream ends otherwise, which frees
+    their rows."""
+    watcher = _watch(request, call)
     try:
         async for chunk in chunks:
             yield sse(chunk)
@@ -72,6 +83,7 @@ async def _sse_events(call: Call, chunks, include_usage: bool, usage_chunk):
         yield sse(error_body(e.status, e.message, e.param, e.code))
         yield sse("[DONE]")
     finally:
+        watcher.cancel()
         call.cancel()
 
 
@@ -92,7 +104,7 @@ async def completions(body: CompletionRequest, request: Request, engine: Engine)
     prompt_tokens = sum(len(p.ids) for p in prompts)
     if body.stream:
         chunks = _completion_chunks(call, body, engine, head, echoed)
-        return _streamed(_sse_events(call, chunks, body.include_usage, lambda: {
+        return _streamed(_sse_events(call, request, chunks, body.include_usage, lambda: {
             **head, "choices": [], "usage": usage(prompt_tokens, call.completion_tokens)}))
     if not await _collect(call, request):
         return JSONResponse({}, status_code=499)  # nobody is listening
@@ -163,7 +175,7 @@ async def chat(body: ChatRequest, request: Request, engine: Engine):
     prompt_tokens = len(prompt.ids)
     if body.stream:
         head = {**head, "object": "chat.completion.chunk"}
-        return _streamed(_sse_events(call, _chat_chunks(call, body, engine, head), body.include_usage, lambda: {
+        return _streamed(_sse_events(call, request, _chat_chunks(call, body, engine, head), body.include_usage, lambda: {
             **head, "choices": [], "usage": usage(prompt_tokens, call.completion_tokens)}))
     if not await _collect(call, request):
         return JSONResponse({}, status_code=499)
