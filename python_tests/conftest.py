@@ -94,3 +94,11 @@ def assert_flash_rule(out, ref, lowp, *, factor=2.0, atol=1e-5, what="output"):
     err = (out.double() - ref).abs().max().item()
     base = (lowp.double() - ref).abs().max().item()
     assert err <= factor * base + atol, f"{what}: max error {err:.3g} > {factor} x {base:.3g} (torch's own) + {atol}"
+
+
+@pytest.fixture(scope="session")
+def serve_run(tmp_path_factory):
+    """A tiny trained run for the server's tests (trained once per test session)."""
+    from serve_helpers import trained_run
+
+    return trained_run(tmp_path_factory)

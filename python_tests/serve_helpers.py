@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from tinygpt.training.loop import train
 TINY = {"dim": 48, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "hidden_dim": 96, "max_seq_len": 128}
 ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
 CWD = tempfile.gettempdir()  # not the source tree: the server imports the installed package
+SAMPLING = dict(temperature=0.9, top_p=0.95)
 
 
 def trained_run(tmp_path_factory) -> Path:
@@ -77,3 +79,17 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"the server at {url} was not healthy within {timeout} s")
+
+
+def generate_cli(run, prompts: list[str], n: int, seed: int, max_new_tokens: int) -> list[dict]:
+    """`tinygpt generate --json` samples: prompt j's sample i is entry j * n + i, seed + that."""
+    r = subprocess.run(cli_args("generate", "--run", run, "--prompt", "-", "--num-samples", n, "--seed", seed,
+                                "--max-new-tokens", max_new_tokens, "--temperature", SAMPLING["temperature"],
+                                "--top-p", SAMPLING["top_p"], "--dtype", "fp32", "--json"),
+                       input="\n".join(prompts) + "\n", capture_output=True, text=True, env=ENV, cwd=CWD, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["samples"]
+
+
+def continuation(sample: dict) -> str:
+    return sample["text"][len(sample["prompt"]):]

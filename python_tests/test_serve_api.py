@@ -4,25 +4,21 @@ generate` with the same seed, streamed or not, one choice or many."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import httpx
 import openai
 import pytest
 import torch
 
-from serve_helpers import CWD, ENV, cli_args, served, trained_run
+from serve_helpers import SAMPLING, continuation, generate_cli, served
 from tinygpt.generate import encode_prompt
 from tinygpt.training.checkpoint import load_run
 
 PROMPT = "Once upon a time"
-SAMPLING = dict(temperature=0.9, top_p=0.95)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return trained_run(tmp_path_factory)
+def run(serve_run):
+    return serve_run
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +35,6 @@ def client(url):
 @pytest.fixture(scope="module")
 def model_name(client):
     return client.models.list().data[0].id
-
-
-def generate_cli(run, prompts: list[str], n: int, seed: int, max_new_tokens: int) -> list[dict]:
-    """`tinygpt generate --json` samples: prompt j's sample i is entry j * n + i, seed + that."""
-    r = subprocess.run(cli_args("generate", "--run", run, "--prompt", "-", "--num-samples", n, "--seed", seed,
-                                "--max-new-tokens", max_new_tokens, "--temperature", SAMPLING["temperature"],
-                                "--top-p", SAMPLING["top_p"], "--dtype", "fp32", "--json"),
-                       input="\n".join(prompts) + "\n", capture_output=True, text=True, env=ENV, cwd=CWD, timeout=120)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)["samples"]
-
-
-def continuation(sample: dict) -> str:
-    return sample["text"][len(sample["prompt"]):]
 
 
 def finish(sample: dict) -> str:

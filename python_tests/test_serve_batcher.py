@@ -120,3 +120,32 @@ def test_ignore_eot_goes_on_past_end_of_text():
         b.run_step()
     assert stops.finish_reason == "eot" and len(goes_on.ids) == 40
     assert goes_on.ids[: len(stops.ids)] == stops.ids and goes_on.ids[len(stops.ids)] == EOT
+
+
+def test_a_step_over_the_leading_rows_equals_the_whole_batch_s_step():
+    from tinygpt.decode import Decoder
+
+    model = tiny_model()
+    whole, part = Decoder(model, 4, dtype="fp32"), Decoder(model, 4, dtype="fp32")
+    prompts = torch.tensor([[3, 4, 5], [6, 7, 8], [9, 10, 11], [1, 2, 3]])
+    for d in (whole, part):
+        d.prefill([0, 1, 2, 3], prompts)
+    tokens = torch.tensor([13, 14, 15, 16])
+    active = torch.tensor([True, False, True, False])
+    want = whole.step(tokens, active)
+    got = part.step(tokens[:3], active[:3], rows=3)
+    assert got.shape == (3, model.config.vocab_size)
+    assert torch.allclose(got[[0, 2]], want[[0, 2]], atol=1e-6)
+    assert part.lengths.tolist() == whole.lengths.tolist() == [4, 3, 4, 3]
+
+
+def test_ids_past_the_vocab_limit_are_never_drawn():
+    model = tiny_model()
+    b = Batcher(model, max_batch=4, eot=None, dtype="fp32", vocab_limit=20)
+    reqs = [Request([30, 40], SamplingSettings(max_new_tokens=30, temperature=3.0, top_p=1.0), seed=s) for s in range(4)]
+    for r in reqs:
+        b.submit(r)
+    while b.busy:
+        b.run_step()
+    drawn = [t for r in reqs for t in r.ids]
+    assert len(drawn) == 120 and max(drawn) < 20

@@ -11,14 +11,14 @@ import httpx
 import openai
 import pytest
 
-from serve_helpers import CWD, ENV, cli_args, served, trained_run
+from serve_helpers import CWD, ENV, cli_args, served
 
 LONG = "The cat sat on the mat and looked at the big red ball. " * 40  # far beyond the 128-token context
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return trained_run(tmp_path_factory)
+def run(serve_run):
+    return serve_run
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
-from serve_helpers import free_port, served, trained_run
-from test_serve_api import SAMPLING, continuation, generate_cli
+from serve_helpers import SAMPLING, continuation, free_port, generate_cli, served
 from tinygpt.serve.app import State, create_app
 from tinygpt.serve.metrics import Metrics
 from tinygpt.serve.server import ServeOptions, load_engine
@@ -24,8 +23,8 @@ C = "/v1/completions"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return trained_run(tmp_path_factory)
+def run(serve_run):
+    return serve_run
 
 
 @pytest.fixture(scope="module")

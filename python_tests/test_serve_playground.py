@@ -36,7 +36,7 @@ if _skip_reason():  # before the run is trained: nothing here can run without th
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from serve_helpers import served, trained_run  # noqa: E402
+from serve_helpers import served  # noqa: E402
 
 PROMPT = "Once upon a time"
 TEMPERATURE, TOP_P = 0.8, 0.95  # the page's defaults
@@ -50,8 +50,8 @@ WRITING = re.compile(r"^writing… \d+ tokens(, [\d.]+ tokens/s)?$")
 # ---- fixtures -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
-    with served(trained_run(tmp_path_factory)) as u:
+def url(serve_run):
+    with served(serve_run) as u:
         yield u
 
 

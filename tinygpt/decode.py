@@ -111,24 +111,32 @@ class Decoder:
         return self._logits(x[:, -1])
 
     @torch.no_grad()
-    def step(self, tokens: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
-        """Appends `tokens` (B,) to the rows (those with `active` (B,) bool true; by default all)
-        and returns the next-token logits (B, V) float32 (rows left out get garbage). With CUDA
+    def step(self, tokens: torch.Tensor, active: torch.Tensor | None = None, *, rows: int | None = None) -> torch.Tensor:
+        """Appends `tokens` to the rows (those with `active` bool true; by default all) and returns
+        the next-token logits float32 (rows left out get garbage). With `rows` n, only the first n
+        rows are computed (`tokens` and `active` have n entries, the logits n rows; the rows past
+        them must be idle): a batch that is mostly empty costs what its live rows cost. With CUDA
         graphs the logits live in a buffer that the next step overwrites."""
-        positions = self.lengths.clone()
+        n = self.batch_size if rows is None else rows
+        if not 1 <= n <= self.batch_size:
+            raise ValueError(f"rows must be in [1, {self.batch_size}], got {rows}")
+        positions = torch.full((self.batch_size,), -1, dtype=torch.long)
+        positions[:n] = self.lengths[:n]
         if active is not None:
-            positions[~active] = -1
+            positions[:n][~torch.as_tensor(active, dtype=torch.bool).reshape(-1)] = -1
         if int(positions.max()) >= self.max_len:
             raise ValueError(f"the cache is full ({self.max_len} tokens): no room for another token")
-        if self.cuda_graph:
+        tokens = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
+        if self.cuda_graph:  # the graph is recorded for the whole batch
             if self._graph is None:
                 self._capture()
-            self._tokens.copy_(torch.as_tensor(tokens, dtype=torch.long).reshape(-1))
+            self._tokens.zero_()
+            self._tokens[:n].copy_(tokens)
             self._positions.copy_(positions)
             self._graph.replay()
-            logits = self._graph_logits  # overwritten by the next step
+            logits = self._graph_logits[:n]  # overwritten by the next step
         else:
-            logits = self._step(torch.as_tensor(tokens, device=self.device), positions.to(self.device))
+            logits = self._step(tokens.to(self.device), positions[:n].to(self.device))
         self.lengths += positions >= 0
         return logits
 
@@ -148,12 +156,15 @@ class Decoder:
         self._graph = graph
 
     def _step(self, tokens_dev, pos_dev):
-        """The device work of one decode step (no host synchronisation)."""
+        """The device work of one decode step over the first len(tokens_dev) rows (no host
+        synchronisation): the caches' leading rows are views, so a part of the batch costs no copy."""
         cfg, ops = self.config, self.ops
+        n = tokens_dev.shape[0]
         x = F.embedding(tokens_dev, self.embedding)
         for i, L in enumerate(self.layers):
             qkv = F.linear(ops.rms_norm(x, L["norm1"], cfg.norm_eps), L["wqkv"])
-            y = ops.decode_attention(qkv, self.k[i], self.v[i], pos_dev, self.cos, self.sin, cfg.n_heads, self.scale)
+            y = ops.decode_attention(qkv, self.k[i][:n], self.v[i][:n], pos_dev, self.cos, self.sin, cfg.n_heads,
+                                     self.scale)
             x = torch.addmm(x, y, L["wo_t"])
             h = self._swiglu(F.linear(ops.rms_norm(x, L["norm2"], cfg.norm_eps), L["w13"]))
             x = torch.addmm(x, h, L["w2_t"])

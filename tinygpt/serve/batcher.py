@@ -12,6 +12,7 @@ Not thread-safe: one thread owns a Batcher (the server's scheduler thread)."""
 from __future__ import annotations
 
 import collections
+import heapq
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -58,13 +59,18 @@ class Batcher:
     """Runs up to `max_batch` requests together on `model` (its decoder holds the whole context per
     row)."""
 
-    def __init__(self, model: GPT, max_batch: int, *, eot: int | None = None, dtype="auto"):
+    def __init__(self, model: GPT, max_batch: int, *, eot: int | None = None, dtype="auto",
+                 vocab_limit: int | None = None):
+        """`vocab_limit`: ids from there up are never drawn (a model's vocabulary may be larger than
+        its tokenizer's, and those ids have no text)."""
         self.config = model.config
+        self.vocab_limit = vocab_limit if vocab_limit is not None and vocab_limit < model.config.vocab_size else None
         self.decoder = Decoder(model, max_batch, dtype=dtype)
         self.eot = eot
         self.waiting: collections.deque[Request] = collections.deque()
         self.rows: dict[int, Request] = {}
-        self.free = list(range(max_batch - 1, -1, -1))
+        self.free = list(range(max_batch))  # a heap: a new request takes the lowest free row, so the
+        # live rows stay at the front and a step computes only up to the last of them
         self.logits = torch.zeros(max_batch, self.config.vocab_size)
         self.counts: dict[int, torch.Tensor] = {}  # row -> token counts, for rows with penalties
 
@@ -109,7 +115,7 @@ class Batcher:
             if req.settings.max_new_tokens == 0:
                 self._finish(req, "max_new_tokens")
                 continue
-            row = self.free.pop()
+            row = heapq.heappop(self.free)
             self.logits[row] = self.decoder.prefill([row], torch.tensor([req.prompt]))[0].cpu()
             self.rows[row] = req
             if _penalized(req.settings):
@@ -139,6 +145,8 @@ class Batcher:
                    for name, dtype in (("temperature", torch.float32), ("top_k", torch.int64),
                                        ("top_p", torch.float32), ("min_p", torch.float32))}
         logits = self.logits[rows]
+        if self.vocab_limit is not None:
+            logits[:, self.vocab_limit:] = float("-inf")
         for i, row in enumerate(rows):
             if row in self.counts:
                 logits[i] = _apply_penalties(logits[i], self.counts[row], self.rows[row].settings)
@@ -174,16 +182,20 @@ class Batcher:
             self._release(row, "context")  # no room to cache this token and predict another
 
     def _decode(self, tokens: torch.Tensor, rows: list[int]) -> None:
-        B = self.decoder.batch_size
-        full = torch.zeros(B, dtype=torch.long)
+        n = max(self.rows) + 1  # rows past the last live one are idle: not computed
+        full = torch.zeros(self.decoder.batch_size, dtype=torch.long)
         full[rows] = tokens
-        active = torch.zeros(B, dtype=torch.bool)
+        active = torch.zeros(n, dtype=torch.bool)
         active[list(self.rows)] = True
-        self.logits = self.decoder.step(full, active).cpu()  # a copy off a GPU (its graph buffer is reused)
+        logits = self.decoder.step(full[:n], active, rows=n)
+        if n == self.decoder.batch_size:
+            self.logits = logits.cpu()  # a copy off a GPU (its graph buffer is reused)
+        else:
+            self.logits[:n] = logits
 
     def _release(self, row: int, reason: str) -> None:
         req = self.rows.pop(row)
-        self.free.append(row)
+        heapq.heappush(self.free, row)
         self.decoder.lengths[row] = 0
         self.counts.pop(row, None)
         self._finish(req, reason)

@@ -24,7 +24,7 @@ class Engine:
         self.vocab_size = model.config.vocab_size
         self.strings = TokenStrings(tokenizer)
         self.scheduler = Scheduler(model, max_batch=max_batch, max_queue=max_queue, eot=tokenizer.eot_token,
-                                   dtype=dtype, metrics=metrics)
+                                   dtype=dtype, metrics=metrics, vocab_limit=tokenizer.vocab_size)
 
     def close(self) -> None:
         self.scheduler.stop()

@@ -25,13 +25,16 @@ class QueueFull(Exception):
 
 class Scheduler:
     def __init__(self, model: GPT, *, max_batch: int, max_queue: int, eot: int | None, dtype: str,
-                 metrics: Metrics):
+                 metrics: Metrics, vocab_limit: int | None = None):
         self.model, self.max_batch, self.max_queue, self.eot, self.dtype = model, max_batch, max_queue, eot, dtype
-        self.metrics = metrics
-        self.batcher = Batcher(model, max_batch, eot=eot, dtype=dtype)
+        self.metrics, self.vocab_limit = metrics, vocab_limit
+        self.batcher = self._new_batcher()
         self.live = 0  # submitted and not finished
         self.task: asyncio.Task | None = None
         self.wake: asyncio.Event | None = None
+
+    def _new_batcher(self) -> Batcher:
+        return Batcher(self.model, self.max_batch, eot=self.eot, dtype=self.dtype, vocab_limit=self.vocab_limit)
 
     def submit(self, requests: list[Request]) -> None:
         """Queues requests, all or none; QueueFull when more than --max-queue would wait."""
@@ -77,7 +80,7 @@ class Scheduler:
         except Exception as e:  # noqa: BLE001 - end these requests, keep serving
             log.exception("decode step failed")
             self._fail_all(f"the decode step failed: {type(e).__name__}: {e}")
-            self.batcher = Batcher(self.model, self.max_batch, eot=self.eot, dtype=self.dtype)
+            self.batcher = self._new_batcher()
 
     def _fail_all(self, message: str) -> None:
         b = self.batcher

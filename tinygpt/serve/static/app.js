@@ -324,10 +324,6 @@
     };
     if (s.seed !== null) request.seed = s.seed;
 
-    ui.story.removeAttribute("data-empty");
-    ui.storyPrompt.textContent = prompt;
-    ui.generated.textContent = "";
-    ui.settings.textContent = describe(s);
     controller = new AbortController();
     setWriting(true);
     setStatus("writing… 0 tokens");
@@ -354,6 +350,10 @@
       }
       if (!response.body) throw new Error("This browser cannot read a streamed answer.");
       keyAccepted();
+      ui.story.removeAttribute("data-empty");  // the last story stays until the new one starts
+      ui.storyPrompt.textContent = prompt;
+      ui.generated.textContent = "";
+      ui.settings.textContent = describe(s);
       started = performance.now();  // from the first byte: what the model takes, not the queue
 
       const onData = (payload) => {
@@ -390,12 +390,13 @@
         setStatus(`The connection closed before the story was finished (${n} tokens).`, true);
       }
     } catch (e) {
-      ui.generated.textContent = text;
+      if (text) ui.generated.textContent = text;
       if (e && e.name === "AbortError") {
         setStatus(`stopped after ${tokens} tokens`);
       } else {
         const message = e instanceof TypeError ? `Could not reach the server: ${e.message}` : e.message;
         setStatus(`Error: ${message}`, true);
+        ui.status.scrollIntoView({ block: "nearest" });
       }
     } finally {
       controller = null;
