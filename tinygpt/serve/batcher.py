@@ -73,6 +73,7 @@ class Batcher:
         # live rows stay at the front and a step computes only up to the last of them
         self.logits = torch.zeros(max_batch, self.config.vocab_size)
         self.counts: dict[int, torch.Tensor] = {}  # row -> token counts, for rows with penalties
+        self._settings: tuple | None = None  # of the rows now live; dropped when they change
 
     def submit(self, request: Request) -> None:
         """Queues a request; checks it first (ValueError for a prompt the model cannot continue)."""
@@ -116,6 +117,7 @@ class Batcher:
                 self._finish(req, "max_new_tokens")
                 continue
             row = heapq.heappop(self.free)
+            self._settings = None
             self.logits[row] = self.decoder.prefill([row], torch.tensor([req.prompt]))[0].cpu()
             self.rows[row] = req
             if _penalized(req.settings):
@@ -139,11 +141,8 @@ class Batcher:
 
     def _sample(self, rows: list[int]) -> torch.Tensor:
         reqs = [self.rows[r] for r in rows]
-        seeds = np.array([q.seed for q in reqs], dtype=np.int64).astype(np.uint64)
-        steps = np.array([len(q.ids) for q in reqs], dtype=np.uint64)
-        per_row = {name: torch.tensor([getattr(q.settings, name) for q in reqs], dtype=dtype)
-                   for name, dtype in (("temperature", torch.float32), ("top_k", torch.int64),
-                                       ("top_p", torch.float32), ("min_p", torch.float32))}
+        seeds, per_row = self._row_settings(reqs)
+        steps = np.fromiter((len(q.ids) for q in reqs), dtype=np.uint64, count=len(reqs))
         logits = self.logits[rows]
         if self.vocab_limit is not None:
             logits[:, self.vocab_limit:] = float("-inf")
@@ -151,6 +150,17 @@ class Batcher:
             if row in self.counts:
                 logits[i] = _apply_penalties(logits[i], self.counts[row], self.rows[row].settings)
         return sample_with_uniform(logits, uniforms(seeds, steps), **per_row)
+
+    def _row_settings(self, reqs: list[Request]) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+        """The seeds and per-row sampling tensors of these requests, made again only when the
+        batch's requests change (most steps they do not)."""
+        if self._settings is None:
+            seeds = np.array([q.seed for q in reqs], dtype=np.int64).astype(np.uint64)
+            per_row = {name: torch.tensor([getattr(q.settings, name) for q in reqs], dtype=dtype)
+                       for name, dtype in (("temperature", torch.float32), ("top_k", torch.int64),
+                                           ("top_p", torch.float32), ("min_p", torch.float32))}
+            self._settings = (seeds, per_row)
+        return self._settings
 
     def _logprobs(self, rows: list[int], tokens: torch.Tensor) -> dict[int, TokenLogprobs]:
         """The drawn token's log-probability and the top alternatives, for rows that ask."""
@@ -196,6 +206,7 @@ class Batcher:
     def _release(self, row: int, reason: str) -> None:
         req = self.rows.pop(row)
         heapq.heappush(self.free, row)
+        self._settings = None
         self.decoder.lengths[row] = 0
         self.counts.pop(row, None)
         self._finish(req, reason)

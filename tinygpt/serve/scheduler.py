@@ -32,6 +32,7 @@ class Scheduler:
         self.live = 0  # submitted and not finished
         self.task: asyncio.Task | None = None
         self.wake: asyncio.Event | None = None
+        self._recorded = (0, 0)
 
     def _new_batcher(self) -> Batcher:
         return Batcher(self.model, self.max_batch, eot=self.eot, dtype=self.dtype, vocab_limit=self.vocab_limit)
@@ -92,10 +93,12 @@ class Scheduler:
             r.on_finish(r)
 
     def _record(self) -> None:
-        rows = len(self.batcher.rows)
+        rows, queued = len(self.batcher.rows), len(self.batcher.waiting)
         m = self.metrics
-        m.running.set(rows)
-        m.queued.set(len(self.batcher.waiting))
-        m.occupancy.set(rows / self.max_batch)
+        if (rows, queued) != self._recorded:  # the gauges change only when the batch does
+            self._recorded = (rows, queued)
+            m.running.set(rows)
+            m.queued.set(queued)
+            m.occupancy.set(rows / self.max_batch)
         if rows:
             m.step_rows.observe(rows)
