@@ -38,6 +38,10 @@ class SamplingSettings:
     frequency_penalty: float = 0.0  # subtracted from a logit once per earlier occurrence
     presence_penalty: float = 0.0  # subtracted from a logit once if the token occurred
 
+    @property
+    def penalized(self) -> bool:
+        return self.repetition_penalty != 1.0 or bool(self.frequency_penalty) or bool(self.presence_penalty)
+
     def validate(self) -> None:
         checks = [
             (self.max_new_tokens >= 0, "max_new_tokens must be >= 0"),
@@ -86,6 +90,15 @@ def uniforms(seeds: np.ndarray, step: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------
 # Token-level generation
 # ------------------------------------------------------------------------------------------------
+
+def prompt_counts(prompt: Sequence[int], vocab_size: int, eot: int | None) -> torch.Tensor:
+    """How often each token occurs in a prompt, where the penalties start from."""
+    counts = torch.zeros(vocab_size)
+    counts.index_add_(0, torch.tensor(list(prompt)), torch.ones(len(prompt)))
+    if eot is not None and prompt[0] == eot:
+        counts[eot] -= 1  # the start-of-story marker is no repetition
+    return counts
+
 
 def _apply_penalties(logits: torch.Tensor, counts: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
     if s.repetition_penalty != 1.0:
@@ -169,14 +182,9 @@ def _generate_batch(model, prompts, s: SamplingSettings, eot, seed, dtype, on_to
     for rows in by_len.values():
         logits[rows] = dec.prefill(rows, torch.tensor([prompts[i] for i in rows])).cpu()
 
-    penalize = s.repetition_penalty != 1.0 or s.frequency_penalty or s.presence_penalty
     counts = None
-    if penalize:
-        counts = torch.zeros(n, cfg.vocab_size)
-        for i, p in enumerate(prompts):
-            counts[i].index_add_(0, torch.tensor(p), torch.ones(len(p)))
-            if eot is not None and p[0] == eot:
-                counts[i, eot] -= 1  # the start-of-story marker is no repetition
+    if s.penalized:
+        counts = torch.stack([prompt_counts(p, cfg.vocab_size, eot) for p in prompts])
     seeds = np.arange(seed, seed + n, dtype=np.int64).astype(np.uint64)
     active = [True] * n  # plain lists in the per-token loop: no tensor indexing per row
     for step in range(s.max_new_tokens):

@@ -7,7 +7,7 @@ cancelled, and run one decode step for the rest. Each request draws from its own
 (`tinygpt.generate.uniforms` of its seed, indexed by its own token count), so a request with seed s
 gets exactly the tokens of `generate_ids(model, [prompt], settings, seed=s)` whatever else is in the
 batch. Penalties (repetition, frequency, presence) apply per row as `generate_ids` applies them.
-Not thread-safe: one thread owns a Batcher (the server's scheduler thread)."""
+Not thread-safe: one thread owns a Batcher (the server's event loop, through its scheduler)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tinygpt.decode import Decoder
-from tinygpt.generate import SamplingSettings, _apply_penalties, uniforms
+from tinygpt.generate import SamplingSettings, _apply_penalties, prompt_counts, uniforms
 from tinygpt.model import GPT
 from tinygpt.ops.sample import sample_with_uniform
 
@@ -120,17 +120,8 @@ class Batcher:
             self._settings = None
             self.logits[row] = self.decoder.prefill([row], torch.tensor([req.prompt]))[0].cpu()
             self.rows[row] = req
-            if _penalized(req.settings):
-                self.counts[row] = self._prompt_counts(req)
-
-    def _prompt_counts(self, req: Request) -> torch.Tensor:
-        """Token counts of the prompt, as `generate_ids` starts them."""
-        counts = torch.zeros(self.config.vocab_size)
-        counts.index_add_(0, torch.tensor(req.prompt), torch.ones(len(req.prompt)))
-        eot = self._eot(req)
-        if eot is not None and req.prompt[0] == eot:
-            counts[eot] -= 1  # the start-of-story marker is no repetition
-        return counts
+            if req.settings.penalized:
+                self.counts[row] = prompt_counts(req.prompt, self.config.vocab_size, self._eot(req))
 
     def _eot(self, req: Request) -> int | None:
         return None if req.ignore_eot else self.eot
@@ -169,10 +160,7 @@ class Batcher:
             k = self.rows[row].logprobs
             if k is None:
                 continue
-            lp = torch.log_softmax(self.logits[row], dim=-1)
-            top = torch.topk(lp, k) if k else None
-            out[row] = TokenLogprobs(float(lp[tokens[i]]), [] if top is None else
-                                     list(zip(top.indices.tolist(), top.values.tolist())))
+            out[row] = token_logprobs(torch.log_softmax(self.logits[row], dim=-1), int(tokens[i]), k)
         return out
 
     def _take(self, row: int, token: int, logprobs: TokenLogprobs | None) -> None:
@@ -217,5 +205,8 @@ class Batcher:
             req.on_finish(req)
 
 
-def _penalized(s: SamplingSettings) -> bool:
-    return s.repetition_penalty != 1.0 or bool(s.frequency_penalty) or bool(s.presence_penalty)
+def token_logprobs(logprobs: torch.Tensor, token: int, k: int) -> TokenLogprobs:
+    """`token`'s entry of a log-probability row (V,), and the row's k largest."""
+    top = torch.topk(logprobs, k) if k else None
+    return TokenLogprobs(float(logprobs[token]), [] if top is None else
+                         list(zip(top.indices.tolist(), top.values.tolist())))

@@ -28,9 +28,8 @@ def check_model(body: Sampling, engine: Engine) -> None:
 
 
 def _call(body: Sampling, engine: Engine, prompts: list[P.Prompt], max_tokens: int, logprobs: int | None) -> Call:
-    call = Call(prompts, body.n, P.settings(body, max_tokens), P.base_seed(body), tokenizer=engine.tokenizer,
+    return Call(prompts, body.n, P.settings(body, max_tokens), P.base_seed(body), tokenizer=engine.tokenizer,
                 stops=body.stops, logprobs=logprobs, ignore_eot=body.ignore_eos, metrics=engine.metrics)
-    return call
 
 
 async def _watch_disconnect(request: Request, call: Call) -> None:

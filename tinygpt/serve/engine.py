@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from tinygpt.model import GPT
-from tinygpt.serve.batcher import TokenLogprobs
+from tinygpt.serve.batcher import TokenLogprobs, token_logprobs
 from tinygpt.serve.metrics import Metrics
 from tinygpt.serve.responses import TokenStrings
 from tinygpt.serve.scheduler import Scheduler
@@ -36,8 +36,5 @@ class Engine:
         x = torch.tensor([ids], device=self.model.tok_embeddings.weight.device)
         lp = torch.log_softmax(self.model(x)[0].float().cpu(), dim=-1)
         out: list[tuple[int, TokenLogprobs | None]] = [(ids[0], None)]
-        for t in range(1, len(ids)):
-            top = torch.topk(lp[t - 1], k) if k else None
-            out.append((ids[t], TokenLogprobs(float(lp[t - 1, ids[t]]), [] if top is None else
-                                              list(zip(top.indices.tolist(), top.values.tolist())))))
+        out += [(ids[t], token_logprobs(lp[t - 1], ids[t], k)) for t in range(1, len(ids))]
         return out
