@@ -48,16 +48,17 @@ def cli_args(*args) -> list[str]:
 
 
 @contextlib.contextmanager
-def served(run, *extra_flags, timeout: float = 60.0):
-    """`tinygpt serve --run RUN` on a free port; yields its base URL once /health says 200."""
+def served(run, *extra_flags, timeout: float = 60.0, env: dict | None = None, with_process: bool = False):
+    """`tinygpt serve --run RUN` on a free port; yields its base URL once /health says 200 (and
+    the process too, with `with_process`)."""
     port = free_port()
     proc = subprocess.Popen(cli_args("serve", "--run", run, "--port", port, "--log-level", "warning",
-                                     *extra_flags), env=ENV, cwd=CWD, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                                     *extra_flags), env=ENV if env is None else env, cwd=CWD,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, timeout)
-        yield url
+        yield (url, proc) if with_process else url
     finally:
         proc.terminate()
         try:

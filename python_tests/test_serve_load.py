@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 import time
@@ -132,3 +133,22 @@ def test_health_is_503_while_loading_then_200(run):
         thread.join(timeout=10)
         if state.engine is not None:
             state.engine.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads the server's CPU time from /proc")
+def test_an_idle_server_leaves_the_cpus_alone(run):
+    # the command's own thread settings: its CPU threads spin while it decodes, then sleep
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+    with served(run, "--dtype", "fp32", "--threads", "2", env=env, with_process=True) as (u, proc):
+        r = httpx.post(u + C, json={"prompt": "Once", "max_tokens": 32, "ignore_eos": True}, timeout=60)
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 32
+        time.sleep(0.5)
+        busy0, t0 = _cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(1.5)
+        busy = (_cpu_seconds(proc.pid) - busy0) / (time.monotonic() - t0)
+    assert busy < 0.2, f"the idle server kept {busy:.2f} cores busy"

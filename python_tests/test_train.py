@@ -532,13 +532,19 @@ def test_time_budget_stops_the_run(shards, tmp_path):
 
 
 def test_the_command_sets_spinning_openmp_threads_unless_told_otherwise():
-    code = "import os, tinygpt; print(os.environ.get('OMP_WAIT_POLICY'))"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import os, tinygpt; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     as_cli = f"import sys; sys.argv = ['/usr/bin/tinygpt']; {code}"
-    assert subprocess.run([sys.executable, "-c", as_cli], env=env, capture_output=True, text=True, cwd=CWD).stdout.strip() == "ACTIVE"
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=CWD).stdout.strip() == "None"
+
+    def settings(script):
+        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=CWD).stdout.split()
+
+    assert settings(as_cli) == ["ACTIVE", "1M"]  # spinning, for a bounded time
+    assert settings(code) == ["None", "None"]
+    env["GOMP_SPINCOUNT"] = "5M"
+    assert settings(as_cli) == ["ACTIVE", "5M"]
     env["OMP_WAIT_POLICY"] = "PASSIVE"
-    assert subprocess.run([sys.executable, "-c", as_cli], env=env, capture_output=True, text=True, cwd=CWD).stdout.strip() == "PASSIVE"
+    assert settings(as_cli) == ["PASSIVE", "5M"]
 
 
 def test_demo_runs_end_to_end(tmp_path):

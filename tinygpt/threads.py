@@ -2,9 +2,13 @@
 
 With OpenMP's default wait policy, idle pool threads go to sleep and wake late, so on small
 machines every small parallel op pays milliseconds (a 1M-element `mul_` takes 4-8 ms on 2 threads
-instead of 0.05 ms). `OMP_WAIT_POLICY=ACTIVE` keeps them spinning. The `tinygpt` command sets it
-before torch loads unless the user has set it; scripts that `import tinygpt` keep their own
-settings and get a warning from `train` when they are in the trap.
+instead of 0.05 ms). `OMP_WAIT_POLICY=ACTIVE` keeps them spinning. With that policy alone GNU
+OpenMP (torch's) spins for ever, so a process that has gone idle, such as `tinygpt serve` between
+requests, would keep a core busy; `GOMP_SPINCOUNT` bounds the spin (1M turns of the wait loop:
+about 25-50 ms, far longer than any gap between the ops of a step or between decode steps, after
+which the threads sleep). The `tinygpt` command sets both before torch loads unless the user has
+set them; scripts that `import tinygpt` keep their own settings and get a warning from `train`
+when they are in the trap.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 import warnings
 
 _CLI_WAIT_POLICY = "ACTIVE"
+_CLI_SPIN_COUNT = "1M"
 
 
 def running_as_cli() -> bool:
@@ -31,10 +36,12 @@ def running_as_cli() -> bool:
 
 def setup_cli_threads() -> None:
     """Called by the package before torch is imported: for the command line only, spinning
-    OpenMP threads unless OMP_WAIT_POLICY is already set (the user's choice wins)."""
-    if "torch" in sys.modules or not running_as_cli():
+    OpenMP threads that sleep once idle for a while, unless OMP_WAIT_POLICY is already set (the
+    user's choice wins, and then their GOMP_SPINCOUNT too)."""
+    if "torch" in sys.modules or not running_as_cli() or "OMP_WAIT_POLICY" in os.environ:
         return
-    os.environ.setdefault("OMP_WAIT_POLICY", _CLI_WAIT_POLICY)
+    os.environ["OMP_WAIT_POLICY"] = _CLI_WAIT_POLICY
+    os.environ.setdefault("GOMP_SPINCOUNT", _CLI_SPIN_COUNT)
 
 
 def configure(threads: int | None) -> int:

@@ -1,9 +1,9 @@
 """Continuous batching: every live request is one row of one KV-cache decoder, and requests join and
 leave between decode steps, so a new request never waits for the others to finish.
 
-`Batcher.run_step()` is one turn of the loop: admit waiting requests into free rows (each prompt
-prefilled alone), draw one token for every live row, retire the rows that finished or were
-cancelled, and run one decode step for the rest. Each request draws from its own random stream
+`Batcher.run_step()` is one turn of the loop: one decode step for the rows that drew a token the
+turn before, admit waiting requests into free rows (each prompt prefilled alone), draw one token
+for every live row, and retire the rows that finished or were cancelled. Each request draws from its own random stream
 (`tinygpt.generate.uniforms` of its seed, indexed by its own token count), so a request with seed s
 gets exactly the tokens of `generate_ids(model, [prompt], settings, seed=s)` whatever else is in the
 batch. Penalties (repetition, frequency, presence) apply per row as `generate_ids` applies them.
@@ -72,6 +72,7 @@ class Batcher:
         self.free = list(range(max_batch))  # a heap: a new request takes the lowest free row, so the
         # live rows stay at the front and a step computes only up to the last of them
         self.logits = torch.zeros(max_batch, self.config.vocab_size)
+        self._drawn = torch.zeros(max_batch, dtype=torch.long)  # the tokens the last step drew
         self.counts: dict[int, torch.Tensor] = {}  # row -> token counts, for rows with penalties
         self._settings: tuple | None = None  # of the rows now live; dropped when they change
 
@@ -94,18 +95,23 @@ class Batcher:
         return bool(self.rows or self.waiting)
 
     def run_step(self) -> None:
-        """Admits, samples one token per live row, retires finished rows, decodes the rest."""
-        self._admit()
+        """Decodes the tokens the last step drew (for the rows still live), admits waiting
+        requests, then draws one token per live row and retires the rows that finished. The
+        decode comes first so that a step ends with its tokens just drawn: they go out to their
+        clients while the next step waits, one step sooner than after a decode."""
         self._retire_cancelled()
+        if self.rows:
+            self._decode()
+        self._admit()
         if not self.rows:
             return
         rows = sorted(self.rows)
         tokens = self._sample(rows)
         logprobs = self._logprobs(rows, tokens)
+        self._drawn.zero_()
+        self._drawn[rows] = tokens  # each live row's input to the next decode
         for row, token in zip(rows, tokens.tolist()):
             self._take(row, token, logprobs.get(row))
-        if self.rows:
-            self._decode(tokens, rows)
 
     def _admit(self) -> None:
         while self.waiting and self.free:
@@ -179,13 +185,13 @@ class Batcher:
         elif int(self.decoder.lengths[row]) >= self.decoder.max_len:
             self._release(row, "context")  # no room to cache this token and predict another
 
-    def _decode(self, tokens: torch.Tensor, rows: list[int]) -> None:
+    def _decode(self) -> None:
+        """One decode step: the live rows (each took a token last step) get their token cached
+        and their next logits."""
         n = max(self.rows) + 1  # rows past the last live one are idle: not computed
-        full = torch.zeros(self.decoder.batch_size, dtype=torch.long)
-        full[rows] = tokens
         active = torch.zeros(n, dtype=torch.bool)
         active[list(self.rows)] = True
-        logits = self.decoder.step(full[:n], active, rows=n)
+        logits = self.decoder.step(self._drawn[:n], active, rows=n)
         if n == self.decoder.batch_size:
             self.logits = logits.cpu()  # a copy off a GPU (its graph buffer is reused)
         else:
