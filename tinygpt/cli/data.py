@@ -41,6 +41,9 @@ def _add_stories(sub) -> None:
     st.add_argument("--prompts", action="store_true",
                     help="write the natural-language story requests (for any LLM) instead of stories")
     add_quiet(st, help="no progress bar or summary")
+    from tinygpt.cli.llm_stories import add_llm_flags
+
+    add_llm_flags(st)
     st.set_defaults(func=stories_command)
 
 
@@ -80,6 +83,10 @@ def _story_format(args) -> str:
 
 
 def stories_command(args) -> int:
+    if args.llm:
+        from tinygpt.cli.llm_stories import llm_stories_command
+
+        return llm_stories_command(args)
     from tqdm import tqdm
 
     from tinygpt.data import stories as story_gen

@@ -1,0 +1,1 @@
+"""Synthetic stories from any OpenAI-compatible LLM server, the TinyStories way."""
