@@ -19,7 +19,7 @@ STORIES_SEED = 0
 PREPARE_WORDS = {
     "vocab_size=": "--vocab-size ", "val_fraction": "--val-fraction", 'errors="replace"': "--errors replace",
     "num_threads must be a positive int or None": "--threads must be a positive integer",
-    "dtype uint32": "--dtype uint32",
+    "dtype uint32": "--dtype uint32", "instruct=True": "--instruct",
 }
 
 
@@ -74,6 +74,10 @@ def _add_prepare(sub) -> None:
     add_threads(pr, help="tokenizer threads (default: all cores)")
     add_errors(pr, default=d["errors"])
     pr.add_argument("--overwrite", action="store_true", help="replace shards already in DIR")
+    pr.add_argument("--instruct", action="store_true",
+                    help="TinyStories-Instruct: read JSON records and write each story after a random "
+                    "subset of its Features/Words/Summary/Sentence lines, as 'Story: ...' (records "
+                    "without any are skipped and counted)")
     add_quiet(pr, help="no progress bars")
     pr.set_defaults(func=prepare_command)
 
@@ -125,9 +129,14 @@ def prepare_command(args) -> int:
             args.inputs, args.out, vocab_size=args.vocab_size, tokenizer=args.tokenizer, val=args.val,
             val_fraction=args.val_fraction, seed=args.seed, pattern=args.pattern, dtype=args.dtype,
             num_threads=args.threads, errors=args.errors, overwrite=args.overwrite, progress=not args.quiet,
+            instruct=args.instruct,
         )
     dt = time.perf_counter() - t0
     _print_prepared(meta, dt, args.out)
+    skipped = sum(r.get("skipped", 0) for r in meta["reading"].values())
+    if skipped:
+        print(f"--instruct: skipped {skipped:,} record{'' if skipped == 1 else 's'} without words, features "
+              "or an \"instruct\" object")
     return 0
 
 

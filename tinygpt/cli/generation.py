@@ -41,9 +41,18 @@ def add_parser(sub) -> None:
                     help=f"continuations of each prompt (default {d['num_samples']})")
     gn.add_argument("--max-new-tokens", type=int, default=s.max_new_tokens,
                     help=f"at most this many new tokens each (default {s.max_new_tokens})")
+    _add_instruct(gn.add_argument_group("instruction (a model trained with prepare --instruct)"))
     _add_sampling(gn.add_argument_group("sampling"), s, d)
     _add_output(gn.add_argument_group("output and hardware"), d)
     gn.set_defaults(func=generate_command)
+
+
+def _add_instruct(g) -> None:
+    g.add_argument("--words", metavar="W1,W2,...", help="words the story should use: the prompt becomes "
+                   "'Words: W1, W2, ...' then 'Story:' (and --prompt's text after it)")
+    g.add_argument("--features", metavar="F1,F2,...", help="story features, as a 'Features:' line: dialogue, "
+                   "bad ending, moral value, plot twist, foreshadowing, conflict (or Dialogue, BadEnding, "
+                   "MoralValue, Twist, Foreshadowing, Conflict; any case)")
 
 
 def _add_sampling(g, s, d) -> None:
@@ -84,6 +93,28 @@ def _prompts(args) -> list[str]:
     return prompts
 
 
+def _instruct_prompts(args, prompts: list[str]) -> list[str]:
+    """With --words or --features, each prompt goes after the instruction's "Story:"."""
+    if args.words is None and args.features is None:
+        return prompts
+    from tinygpt.llmstories import instruct
+
+    words = _listed(args.words, "--words")
+    with flag_words({"unknown story feature": "--features: unknown story feature"}):
+        features = instruct.parse_features(_listed(args.features, "--features"))
+    head = instruct.prompt(words, features)
+    return [f"{head} {p}" if p else head for p in prompts]
+
+
+def _listed(text: str | None, flag: str) -> list[str]:
+    if text is None:
+        return []
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise ValueError(f"{flag} names nothing: give a comma-separated list")
+    return items
+
+
 def _sampling(args) -> dict:
     from tinygpt.generate import SamplingSettings
 
@@ -115,7 +146,7 @@ def generate_command(args) -> int:
     if args.threads is not None:
         with flag_words({"threads": "--threads"}):
             configure(args.threads)
-    prompts = _prompts(args)
+    prompts = _instruct_prompts(args, _prompts(args))
     settings = _sampling(args)
     model, tokenizer = load_run(args.run, args.which, fused=not args.reference)
     _check_prompts(prompts, tokenizer)

@@ -33,6 +33,8 @@ def add_llm_flags(st) -> None:
                    help='the prompt templates to use instead of the built-in ones: {"system", "user", "completion"}')
     g.add_argument("--min-words", type=int, default=40, help="shorter stories are rejected (default 40)")
     g.add_argument("--max-words", type=int, default=1000, help="longer stories are rejected (default 1000)")
+    g.add_argument("--no-word-check", action="store_true",
+                   help="keep stories that leave out some of the three words (for a weak model)")
     g.add_argument("--near-duplicate", type=float, default=0.8, metavar="JACCARD",
                    help="reject a story this similar to a kept one (word 3-shingles, MinHash; default 0.8)")
     g.add_argument("--reask", type=int, default=0, metavar="K",
@@ -55,6 +57,7 @@ def llm_stories_command(args) -> int:
                  tokens_per_min=args.tpm, max_tokens=args.max_tokens, temperature=args.temperature,
                  top_p=args.top_p, timeout_s=args.timeout, max_retries=args.max_retries, templates=args.templates,
                  bounds=Bounds(args.min_words, args.max_words), near_duplicate=args.near_duplicate,
+                 require_words=not args.no_word_check,
                  reask=args.reask, instruct=args.instruct, summaries=args.summaries,
                  api_key=os.environ.get(args.api_key_env) or None, progress=not args.quiet)
     s = run(cfg)

@@ -103,14 +103,18 @@ def prepare(
     errors: str = "strict",
     overwrite: bool = False,
     progress: bool = True,
+    instruct: bool = False,
 ) -> dict:
     """Reads and cleans the stories in `inputs`, trains a tokenizer (or uses `tokenizer`), and
     writes `out/train.bin`, `out/val.bin`, `out/tokenizer.json` and `out/meta.json`.
     Validation stories come from `val` files, or else a `val_fraction` of the input chosen by a
-    hash of each story keyed by `seed`. Returns the metadata written."""
+    hash of each story keyed by `seed`. With `instruct`, the inputs are JSON records and each
+    story is written as its TinyStories-Instruct entry (`tinygpt.llmstories.instruct.record_entry`);
+    records without instruct fields are skipped and counted. Returns the metadata written."""
     val_fraction = _val_fraction(val, val_fraction)
     train_files = readers.list_files(inputs)
     val_files = readers.list_files(val) if val is not None else []
+    record = _instruct_record(train_files + val_files) if instruct else None
     out = _out_dir(out)
     tok = Tokenizer.load(tokenizer) if isinstance(tokenizer, (str, os.PathLike)) else tokenizer
     if tok is not None and tok.eot_token is None:
@@ -119,16 +123,15 @@ def prepare(
 
     is_val = _val_picker(val_fraction, seed)
     if tok is None:
-        train_only = (s for s in readers.iter_stories(train_files, errors=errors) if not is_val(s))
-        tok = Tokenizer.train(train_only, vocab_size, pattern=pattern, num_threads=num_threads,
-                              progress=progress)
+        tok = _train_tokenizer(train_files, is_val, errors, record, vocab_size=vocab_size, pattern=pattern,
+                               num_threads=num_threads, progress=progress)
     kind = dtype_for(tok.vocab_size, dtype)
     stats = {"train": readers.ReadStats(), "val": readers.ReadStats()}
     writers = {sp: ShardWriter(os.path.join(out, f"{sp}.bin"), kind) for sp in ("train", "val")}
     try:
-        streams = _streams(train_files, val_files, is_val, stats, errors)
+        streams = _streams(train_files, val_files, is_val, stats, errors, record)
         counts = _tokenize(tok, streams, writers, _total_bytes(train_files + val_files), num_threads, progress)
-        _check_counts(counts, train_files, val_files, val_fraction)
+        _check_counts(counts, train_files, val_files, val_fraction, stats["train"].skipped)
         meta = {
             "dtype": kind,
             "vocab_size": tok.vocab_size,
@@ -138,6 +141,7 @@ def prepare(
             "sources": {"train": [_source(f) for f in train_files], "val": [_source(f) for f in val_files]},
             "val_fraction": None if val_files else val_fraction,
             "seed": seed,
+            "instruct": instruct,
             "reading": {sp: stats[sp].__dict__.copy() for sp in ("train", "val") if stats[sp].files},
         }
         meta = _commit(out, tok, writers, meta)
@@ -147,6 +151,19 @@ def prepare(
         raise
     meta["summary"] = {sp: stats[sp].summary() for sp in ("train", "val") if stats[sp].files}
     return meta
+
+
+def _train_tokenizer(train_files, is_val, errors, record, **settings) -> Tokenizer:
+    """A tokenizer trained on the training stories (as they will be written)."""
+    read = readers.ReadStats()
+    train_only = (s for s in readers.iter_stories(train_files, errors=errors, record=record, stats=read)
+                  if not is_val(s))
+    try:
+        return Tokenizer.train(train_only, settings.pop("vocab_size"), **settings)
+    except ValueError:
+        if read.stories == 0 and read.skipped:  # say why nothing was left
+            _check_counts({sp: {"stories": 0} for sp in ("train", "val")}, train_files, [], 0.0, read.skipped)
+        raise
 
 
 def _val_fraction(val, val_fraction: float | None) -> float:
@@ -173,11 +190,22 @@ def _total_bytes(files: list[str]) -> int | None:
     return sum(os.path.getsize(f) for f in on_disk) if len(on_disk) == len(files) else None
 
 
-def _streams(train_files, val_files, is_val, stats, errors):
+def _instruct_record(files: list[str]):
+    """What turns a JSON record into its instruct entry; bare stories have no words to give."""
+    from tinygpt.llmstories.instruct import record_entry
+
+    for f in files:
+        if not f.lower().removesuffix(".gz").endswith((".json", ".jsonl")):
+            raise ValueError(f"instruct=True reads JSON records (.json or .jsonl: each story with its words "
+                             f"and features, or an \"instruct\" object), and {f} holds bare stories")
+    return record_entry
+
+
+def _streams(train_files, val_files, is_val, stats, errors, record=None):
     """(split, batch of stories) pairs: the --val files' stories go to val, else the hash decides."""
-    train = readers.iter_stories(train_files, stats=stats["train"], errors=errors)
+    train = readers.iter_stories(train_files, stats=stats["train"], errors=errors, record=record)
     if val_files:
-        val = readers.iter_stories(val_files, stats=stats["val"], errors=errors)
+        val = readers.iter_stories(val_files, stats=stats["val"], errors=errors, record=record)
         return chain(_batches(train, lambda s: "train"), _batches(val, lambda s: "val"))
     return _batches(train, lambda s: "val" if is_val(s) else "train")
 
@@ -199,11 +227,13 @@ def _tokenize(tok, streams, writers, total, num_threads, progress) -> dict:
     return counts
 
 
-def _check_counts(counts, train_files, val_files, val_fraction) -> None:
+def _check_counts(counts, train_files, val_files, val_fraction, skipped: int = 0) -> None:
     if counts["train"]["stories"] == 0:
         raise ValueError(
             "empty corpus: no training stories in " + ", ".join(train_files)
             + (" (all of them went to validation: lower --val-fraction)" if counts["val"]["stories"] else "")
+            + (f" (instruct=True skipped {skipped} record{'' if skipped == 1 else 's'} without words, features "
+               "or an \"instruct\" object)" if skipped else "")
         )
     if counts["val"]["stories"] == 0 and (val_files or val_fraction > 0):
         raise ValueError(

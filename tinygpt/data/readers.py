@@ -28,7 +28,7 @@ import sys
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Union
+from typing import Callable, Iterable, Iterator, Union
 
 from tinygpt.data.clean import clean_story, fix_mojibake, normalize_whitespace, replace_lone_surrogates
 
@@ -60,6 +60,7 @@ class ReadStats:
     duplicates: int = 0      # dropped: exact duplicate (after cleaning) of an earlier story
     mojibake_fixed: int = 0  # yielded stories in which mojibake was repaired
     replaced_bytes: int = 0  # invalid UTF-8 bytes replaced (errors="replace" only)
+    skipped: int = 0         # dropped: JSON records the `record` function refused
 
     def summary(self) -> str:
         """One human line, e.g. ``2316 stories (2.1 MB) from 1 file; dropped 3 empty, 5 duplicates``."""
@@ -70,6 +71,8 @@ class ReadStats:
             dropped.append(f"{self.empty} empty")
         if self.duplicates:
             dropped.append(f"{self.duplicates} duplicate{'' if self.duplicates == 1 else 's'}")
+        if self.skipped:
+            dropped.append(f"{self.skipped} refused record{'' if self.skipped == 1 else 's'}")
         if dropped:
             s += "; dropped " + ", ".join(dropped)
         if self.mojibake_fixed:
@@ -219,7 +222,7 @@ def _iter_text(path: str, errors: str, stats: ReadStats) -> Iterator[str]:
 # Readers: file -> raw story texts
 # ---------------------------------------------------------------------------------------------
 
-def _read_txt(path: str, errors: str, stats: ReadStats, text_field: str | None) -> Iterator[str]:
+def _read_txt(path: str, errors: str, stats: ReadStats, text_field: str | None, record=None) -> Iterator[str]:
     sep, n = SEPARATOR, len(SEPARATOR)
     parts: list[str] = []  # pieces of the current story
     tail: list[str] = []   # text after the last newline seen (an incomplete line)
@@ -259,7 +262,7 @@ def _read_txt(path: str, errors: str, stats: ReadStats, text_field: str | None) 
         yield story
 
 
-def _text_of(obj, fields: tuple[str, ...], where) -> str:
+def _text_of(obj, fields: tuple[str, ...], where, record=None) -> str | None:
     if not isinstance(obj, dict):
         raise ValueError(f"{where()}: expected a JSON object, got {type(obj).__name__}")
     for f in fields:
@@ -267,7 +270,12 @@ def _text_of(obj, fields: tuple[str, ...], where) -> str:
             v = obj[f]
             if not isinstance(v, str):
                 raise ValueError(f"{where()}: field {f!r} is {type(v).__name__}, not a string")
-            return v
+            if record is None:
+                return v
+            try:
+                return record(obj, v)
+            except ValueError as e:  # a bad record: say where it is
+                raise ValueError(f"{where()}: {e}") from None
     names = " or ".join(repr(f) for f in fields)
     raise ValueError(f"{where()}: object has no {names} field")
 
@@ -282,7 +290,7 @@ def _too_deep(where: str) -> ValueError:
                       "levels); a story is a string in an object")
 
 
-def _read_json(path: str, errors: str, stats: ReadStats, text_field: str | None) -> Iterator[str]:
+def _read_json(path: str, errors: str, stats: ReadStats, text_field: str | None, record=None) -> Iterator[str]:
     fields = (text_field,) if text_field else _DEFAULT_FIELDS
     raw_decode = json.JSONDecoder().raw_decode
     blocks = _iter_text(path, errors, stats)
@@ -341,7 +349,7 @@ def _read_json(path: str, errors: str, stats: ReadStats, text_field: str | None)
             pos += 1
         else:
             while True:
-                yield _text_of(value(where), fields, where)
+                yield _text_of(value(where), fields, where, record)
                 index += 1
                 c = peek()
                 pos += 1
@@ -354,26 +362,26 @@ def _read_json(path: str, errors: str, stats: ReadStats, text_field: str | None)
             raise ValueError(f"{path}: unexpected data after the JSON array at character {base + pos}")
     elif c == "{":  # a stream of objects, e.g. JSON Lines written with a .json name
         while peek():
-            yield _text_of(value(where), fields, where)
+            yield _text_of(value(where), fields, where, record)
             index += 1
     else:
         raise ValueError(f"{path}: expected a JSON array of objects, found {c!r} at character {base + pos}")
 
 
-def _read_jsonl(path: str, errors: str, stats: ReadStats, text_field: str | None) -> Iterator[str]:
+def _read_jsonl(path: str, errors: str, stats: ReadStats, text_field: str | None, record=None) -> Iterator[str]:
     fields = (text_field,) if text_field else _DEFAULT_FIELDS
     loads = json.loads
     lineno = 0
     carry = ""
 
-    def parse(line: str) -> str:
+    def parse(line: str) -> str | None:
         try:
             obj = loads(line)
         except RecursionError:
             raise _too_deep(f"{path}, line {lineno}") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}, line {lineno}: invalid JSON: {e}") from None
-        return _text_of(obj, fields, lambda: f"{path}, line {lineno}")
+        return _text_of(obj, fields, lambda: f"{path}, line {lineno}", record)
 
     for text in _iter_text(path, errors, stats):
         lines = (carry + text).split("\n")
@@ -387,7 +395,7 @@ def _read_jsonl(path: str, errors: str, stats: ReadStats, text_field: str | None
         yield parse(carry)
 
 
-def _read_hf(spec: str, errors: str, stats: ReadStats, text_field: str | None) -> Iterator[str]:
+def _read_hf(spec: str, errors: str, stats: ReadStats, text_field: str | None, record=None) -> Iterator[str]:
     name, _, split = spec[len(HF_PREFIX):].partition(":")
     return load_hf_dataset(name, split or "train", text_field or "text")
 
@@ -401,7 +409,8 @@ _READERS = {".txt": _read_txt, ".json": _read_json, ".jsonl": _read_jsonl, "hf":
 
 def iter_stories(inputs: PathLike | Iterable[PathLike], *, clean: bool = True,
                  dedupe: bool | None = None, errors: str = "strict",
-                 stats: ReadStats | None = None, text_field: str | None = None) -> Iterator[str]:
+                 stats: ReadStats | None = None, text_field: str | None = None,
+                 record: Callable[[dict, str], str | None] | None = None) -> Iterator[str]:
     """Streams the stories of files and folders (see `list_files`), in order.
 
     clean: repair mojibake and normalize whitespace (`clean_story`), else return each story as
@@ -412,22 +421,29 @@ def iter_stories(inputs: PathLike | Iterable[PathLike], *, clean: bool = True,
     stats: a `ReadStats` to update as stories stream.
     text_field: the field holding the text in .json/.jsonl objects (default: the first present of
         "story", "text", "content").
+    record: `record(object, its text)` gives the text to yield for a .json/.jsonl object (None:
+        skip it, counted in `stats.skipped`; a ValueError names the file and line). JSON files only.
 
     Missing paths and bad arguments raise here; file contents raise while iterating.
     """
     if errors not in ("strict", "replace"):
         raise ValueError(f'errors must be "strict" or "replace", not {errors!r}')
     files = list_files(inputs)
+    if record is not None and (bare := [f for f in files if _format(f) not in (".json", ".jsonl")]):
+        raise ValueError(f"{bare[0]} holds bare stories, not the JSON records (.json, .jsonl) that record= reads")
     return _stream(files, clean, clean if dedupe is None else dedupe, errors,
-                   ReadStats() if stats is None else stats, text_field)
+                   ReadStats() if stats is None else stats, text_field, record)
 
 
-def _stream(files, clean, dedupe, errors, stats, text_field) -> Iterator[str]:
+def _stream(files, clean, dedupe, errors, stats, text_field, record=None) -> Iterator[str]:
     seen: set[bytes] = set()
     blake2b = hashlib.blake2b
     for path in files:
         stats.files += 1
-        for text in _READERS[_format(path)](path, errors, stats, text_field):
+        for text in _READERS[_format(path)](path, errors, stats, text_field, record):
+            if text is None:
+                stats.skipped += 1
+                continue
             if not text.isascii():
                 text, n = replace_lone_surrogates(text, path, errors)
                 stats.replaced_bytes += n

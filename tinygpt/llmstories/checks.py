@@ -45,7 +45,8 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def check(text: str, finish_reason: str | None, plan: Plan, bounds: Bounds) -> tuple[str | None, str]:
+def check(text: str, finish_reason: str | None, plan: Plan, bounds: Bounds,
+          require_words: bool = True) -> tuple[str | None, str]:
     """(None, "") for a story to keep, else (the reason, a detail)."""
     if finish_reason != "stop":
         return "finish_reason", f"finish_reason {finish_reason!r}, not 'stop'"
@@ -58,8 +59,11 @@ def check(text: str, finish_reason: str | None, plan: Plan, bounds: Bounds) -> t
         return "too_long", f"{len(words)} words (at most {bounds.max_words})"
     if _NOT_STORY.search(text):
         return "not_a_story", "markdown, a list or code, not a story"
-    present = set(words)
-    missing = [w for w in plan.words() if not (plan.forms.get(w, {w}) & present)]
+    if not require_words:
+        return None, ""
+    joined = f" {' '.join(words)} "  # a phrase such as "fire station" is matched word by word
+    missing = [w for w in plan.words()
+               if not any(f" {' '.join(words_of(form))} " in joined for form in plan.forms.get(w, {w}))]
     if missing:
         return "missing_words", "missing: " + ", ".join(missing)
     return None, ""

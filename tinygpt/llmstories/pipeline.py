@@ -19,7 +19,7 @@ from tinygpt.llmstories.checks import Bounds, Dedup, check, clean
 from tinygpt.llmstories.client import Client, GaveUp, RetryPolicy
 from tinygpt.llmstories.journal import Journal, JournalError
 from tinygpt.llmstories.ratelimit import TokenBucket
-from tinygpt.llmstories.recipe import load_templates, plan_for, render
+from tinygpt.llmstories.recipe import load_templates, plan_for, render, story_start
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Config:
     templates: str | None = None
     bounds: Bounds = field(default_factory=Bounds)
     near_duplicate: float = 0.8
+    require_words: bool = True
     reask: int = 0
     instruct: bool = False
     summaries: bool = False
@@ -99,6 +100,9 @@ class Run:
         done = self.kept.done | self.rejected.done
         return [i for i in range(self.cfg.count) if i not in done]
 
+    def start(self, plan) -> str:
+        return story_start(plan, self.templates) if self.cfg.api == "completions" else ""
+
     def params(self, index: int, attempt: int) -> dict:
         c = self.cfg
         return {"max_tokens": c.max_tokens, "temperature": c.temperature, "top_p": c.top_p,
@@ -130,8 +134,8 @@ class Run:
             except GaveUp as e:
                 record = {**base, "reason": "request_failed", "detail": str(e), "attempts": attempt + 1}
                 continue
-            text = clean(reply.text)
-            reason, detail = check(text, reply.finish_reason, plan, self.cfg.bounds)
+            text = clean(self.start(plan) + reply.text)
+            reason, detail = check(text, reply.finish_reason, plan, self.cfg.bounds, self.cfg.require_words)
             record = {**base, "story": text, "model": reply.model or self.cfg.model,
                       "finish_reason": reply.finish_reason, "usage": reply.usage, "id": reply.id,
                       "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

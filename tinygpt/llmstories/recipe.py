@@ -29,6 +29,7 @@ DEFAULT_TEMPLATES = {
              "adjective \"{adjective}\".{features_sentence} Remember to only use simple words! Reply with "
              "the story alone."),
     "completion": "{request}\n\nStory:\n",
+    "story_start": "",
 }
 FIELDS = ("verb", "noun", "adjective", "features", "features_sentence", "request")
 
@@ -88,8 +89,10 @@ class TemplateError(ValueError):
 
 def load_templates(path: str | None) -> dict:
     """The default templates, with the keys a JSON file gives replaced ("system", "user",
-    "completion"; each a str.format template over {verb} {noun} {adjective} {features}
-    {features_sentence}, and "completion" also {request}, the user message)."""
+    "completion", "story_start"; each a str.format template over {verb} {noun} {adjective}
+    {features} {features_sentence}, and "completion" also {request}, the user message). With the
+    completions API, "story_start" ends the prompt and begins the story: a story model (one
+    trained on stories alone, such as tinygpt's) is given the start of a story to continue."""
     t = dict(DEFAULT_TEMPLATES)
     if path is None:
         return t
@@ -99,10 +102,12 @@ def load_templates(path: str | None) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise TemplateError(f"cannot read the templates file {path}: {e}") from None
     if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
-        raise TemplateError(f"{path}: expected a JSON object of strings (keys system, user, completion)")
+        raise TemplateError(f"{path}: expected a JSON object of strings (keys system, user, completion, "
+                            "story_start)")
     unknown = sorted(set(given) - set(DEFAULT_TEMPLATES))
     if unknown:
-        raise TemplateError(f"{path}: unknown template keys {unknown} (expected system, user, completion)")
+        raise TemplateError(f"{path}: unknown template keys {unknown} (expected system, user, completion, "
+                            "story_start)")
     t.update(given)
     _check(t)
     return t
@@ -135,5 +140,10 @@ def render(plan: Plan, templates: dict, api: str) -> dict:
         messages = [{"role": "system", "content": templates["system"].format(**f)}] if templates["system"] else []
         return {"messages": messages + [{"role": "user", "content": user}]}
     if api == "completions":
-        return {"prompt": templates["completion"].format(request=user, **f)}
+        return {"prompt": templates["completion"].format(request=user, **f) + story_start(plan, templates)}
     raise ValueError(f"unknown api {api!r} (expected chat or completions)")
+
+
+def story_start(plan: Plan, templates: dict) -> str:
+    """The text the story begins with, already in the prompt (completions API only)."""
+    return templates["story_start"].format(**_fields(plan))
