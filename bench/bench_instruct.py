@@ -8,8 +8,8 @@ is asked for?
    its plan's verb, noun and adjective (which the generator always uses) and its features;
 2. `prepare(..., instruct=True)`: each story becomes its instruct entry (a random subset of its
    Features/Words/Sentence lines, then "Story: ..."), --vocab-size tokenizer trained on them;
-3. `train` the --preset model for --budget of wall-clock time (batch --batch-size x 256, AdamW lr
-   2e-3 with cosine decay, dtype auto: bf16 autocast on a CPU with AVX512-BF16);
+3. `train` the --preset model for --budget of wall-clock time (batch --batch-size x --seq-len, AdamW at
+   --lr with cosine decay, dtype auto: bf16 autocast on a CPU with AVX512-BF16);
 4. for --plans held-out plans (`tinygpt.llmstories.recipe.plan_for(--eval-seed, i)`: the same word
    tables, other draws), generate from the instruct prompt of the plan's words ("Words: w1, w2,
    w3" then "Story:") and from the bare "Story:" prompt, with the same sampling seeds (sample i
@@ -41,6 +41,8 @@ def parse():
     p.add_argument("--preset", default="1m")
     p.add_argument("--budget", default="5m", help="training wall-clock budget")
     p.add_argument("--batch-size", type=int, default=16, help="small: more steps in the budget")
+    p.add_argument("--seq-len", type=int, default=256, help="training window (an entry averages ~250 tokens)")
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--plans", type=int, default=200, help="held-out plans to generate for")
     p.add_argument("--eval-seed", type=int, default=7, help="seed of the held-out plans")
     p.add_argument("--new-tokens", type=int, default=240)
@@ -89,7 +91,7 @@ def instruct_shards(work: str) -> dict:
 
 def train_model(work: str) -> dict:
     return train(data=os.path.join(work, "shards"), out=os.path.join(work, "run"), model=ARGS.preset,
-                 time_budget=parse_duration(ARGS.budget), batch_size=ARGS.batch_size, seq_len=256, lr=2e-3,
+                 time_budget=parse_duration(ARGS.budget), batch_size=ARGS.batch_size, seq_len=ARGS.seq_len, lr=ARGS.lr,
                  warmup=50, eval_every=250, eval_tokens=1 << 17, device="cpu", progress=False)
 
 
@@ -129,7 +131,7 @@ def report(meta: dict, summary: dict, result: dict, seconds: dict) -> None:
     print(f"data: {ARGS.stories:,} built-in stories (seed {ARGS.seed}) as instruct entries, "
           f"{meta['splits']['train']['tokens']:,} training tokens, vocabulary {meta['vocab_size']}; "
           f"prepare {seconds['prepare']:.0f} s")
-    print(f"model: {ARGS.preset} ({summary['params'] / 1e6:.2f}M parameters), batch {ARGS.batch_size} x 256, "
+    print(f"model: {ARGS.preset} ({summary['params'] / 1e6:.2f}M parameters), batch {ARGS.batch_size} x {ARGS.seq_len}, "
           f"{summary['steps']:,} steps, "
           f"{summary['tokens_seen']:,} tokens in {ARGS.budget} ({summary['train_tokens_per_s']:,.0f} tokens/s), "
           f"final val loss {summary['val']['loss']:.4f}")

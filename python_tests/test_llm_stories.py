@@ -342,3 +342,14 @@ def test_a_server_error_that_retrying_cannot_mend_stops_the_run(tmp_path):
                 await c.aclose()
         with pytest.raises(FatalAPIError, match="HTTP 404: The model `not-served` does not exist"):
             asyncio.run(bad())
+
+
+def test_instruct_records_the_fields_and_a_summary_from_a_second_request(tmp_path):
+    out = tmp_path / "s.jsonl"
+    with fault_server({}) as (url, faults):
+        s = run(Config(llm=url, model=MODEL, count=6, out=str(out), instruct=True, summaries=True, progress=False))
+    assert s.kept == 6 and faults.stats["ok"] == 12  # a story and a summary each
+    for r in read_jsonl(out):
+        ins, plan = r["instruct"], plan_for(0, r["index"])
+        assert ins["words"] == plan.words() and ins["features"] == list(plan.features)
+        assert ins["sentence"] in r["story"] and ins["summary"] and "\n" not in ins["summary"]

@@ -77,9 +77,11 @@ class Dedup:
         self.num_perm = num_perm
         self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self.exact: dict[str, int] = {}
+        first = MinHash(num_perm=num_perm)  # its permutations are drawn once: drawing them is slow
+        self.permutations, self.scheme = first.permutations, first.scheme
 
     def _minhash(self, words: list[str]) -> MinHash:
-        m = MinHash(num_perm=self.num_perm)
+        m = MinHash(num_perm=self.num_perm, permutations=self.permutations, scheme=self.scheme)
         shingles = {" ".join(words[i:i + 3]).encode() for i in range(max(1, len(words) - 2))}
         m.update_batch(list(shingles))
         return m
