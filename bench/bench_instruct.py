@@ -2,7 +2,7 @@
 """Instruction following: does a model trained on TinyStories-Instruct entries use the words it
 is asked for?
 
-    python bench/bench_instruct.py [--stories 20000] [--preset 1m] [--budget 5m] [--plans 200] [--threads 2]
+    python bench/bench_instruct.py [--stories 20000] [--preset 1m] [--budget 12m] [--plans 200] [--threads 2]
 
 1. --stories built-in stories (`tinygpt.data.stories`, seed --seed) as JSONL records, each with
    its plan's verb, noun and adjective (which the generator always uses) and its features;
@@ -39,10 +39,10 @@ def parse():
     p.add_argument("--seed", type=int, default=1, help="seed of the training stories")
     p.add_argument("--vocab-size", type=int, default=2048)
     p.add_argument("--preset", default="1m")
-    p.add_argument("--budget", default="5m", help="training wall-clock budget")
-    p.add_argument("--batch-size", type=int, default=16, help="small: more steps in the budget")
-    p.add_argument("--seq-len", type=int, default=256, help="training window (an entry averages ~250 tokens)")
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--budget", default="12m", help="training wall-clock budget")
+    p.add_argument("--batch-size", type=int, default=8, help="small: more steps in the budget")
+    p.add_argument("--seq-len", type=int, default=512, help="training window: whole entries (they average ~250 tokens)")
+    p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--plans", type=int, default=200, help="held-out plans to generate for")
     p.add_argument("--eval-seed", type=int, default=7, help="seed of the held-out plans")
     p.add_argument("--new-tokens", type=int, default=240)

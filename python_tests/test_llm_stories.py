@@ -353,3 +353,14 @@ def test_instruct_records_the_fields_and_a_summary_from_a_second_request(tmp_pat
         ins, plan = r["instruct"], plan_for(0, r["index"])
         assert ins["words"] == plan.words() and ins["features"] == list(plan.features)
         assert ins["sentence"] in r["story"] and ins["summary"] and "\n" not in ins["summary"]
+
+
+def test_a_rerun_with_another_seed_is_refused_rather_than_mixed(tmp_path):
+    out = tmp_path / "s.jsonl"
+    with fault_server({}) as (url, _):
+        assert run(Config(llm=url, model=MODEL, count=4, out=str(out), progress=False)).kept == 4
+        again = run(Config(llm=url, model=MODEL, count=6, out=str(out), progress=False))
+        assert (again.already_done, again.kept) == (4, 2)  # resumed: only the two new ones asked
+        with pytest.raises(JournalError, match="another --seed"):
+            run(Config(llm=url, model=MODEL, count=6, out=str(out), seed=1, progress=False))
+    assert sorted(sum(indices(out), [])) == list(range(6))

@@ -94,6 +94,12 @@ class Run:
         self.bar = None
 
     def _remember(self, record: dict) -> None:
+        if len(self.dedup.exact) < 20:  # a file from another --seed would mix two streams of plans
+            want = plan_for(self.cfg.seed, record["index"]).to_json()["words"]
+            if record.get("words") != want:
+                raise JournalError(f"{self.cfg.out}: story {record['index']} was asked with other words than "
+                                   f"--seed {self.cfg.seed} gives; it was written by another command (another "
+                                   "--seed?). Give another --out, or the same --seed.")
         self.dedup.seen(record["index"], record.get("story", ""))
 
     def todo(self) -> list[int]:
@@ -183,7 +189,7 @@ class Run:
         from tqdm import tqdm
 
         todo = self.todo()
-        self.summary.already_done = self.cfg.count - len(todo) if self.cfg.count >= len(todo) else 0
+        self.summary.already_done = self.cfg.count - len(todo)
         self.t0 = time.perf_counter()
         try:
             await self.client.check_model()
