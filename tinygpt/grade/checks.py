@@ -1,0 +1,123 @@
+"""Offline checks of one story, each a number (0 is clean): words that are not English (the
+pyspellchecker dictionary), an unfinished last sentence, n-gram loops, unbalanced quotes, names
+that appear late from nowhere, and pronouns that disagree with the one character they can refer
+to. `check_story(text, beginning=None)` returns them all; with a beginning, the checks about
+names compare the continuation with the characters the beginning set up."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from tinygpt.data import story_words as W
+
+_TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s*$")
+_SENTENCES = re.compile(r"[^.!?]+(?:[.!?]+[\"']?|$)")
+GENDERED = {"he": "m", "him": "m", "his": "m", "himself": "m", "she": "f", "her": "f", "hers": "f", "herself": "f"}
+
+
+@functools.lru_cache(maxsize=1)
+def _speller():
+    from spellchecker import SpellChecker
+
+    return SpellChecker()
+
+
+@functools.lru_cache(maxsize=1)
+def name_genders() -> dict[str, str]:
+    """The child vocabulary's names: girls' 'f', boys' 'm', pets' '' (either)."""
+    out = {n: "" for n in W.PET_NAMES}
+    out.update({n: "f" for n in W.GIRL_NAMES})
+    out.update({n: "m" for n in W.BOY_NAMES})
+    return out
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCES.findall(text) if s.strip()]
+
+
+def _tokens(sentence: str) -> list[str]:
+    return _TOKEN.findall(sentence)
+
+
+def names_in(text: str) -> list[str]:
+    """Mentions of characters' names, in order: the lexicon's names, and capitalised words inside a
+    sentence that the dictionary does not know (a name the lexicon lacks)."""
+    known, out = name_genders(), []
+    for s in sentences(text):
+        toks = _tokens(s)
+        for i, t in enumerate(toks):
+            if t in known or (i > 0 and t[0].isupper() and t.lower() in _speller().unknown([t.lower()])):
+                out.append(t)
+    return out
+
+
+def unknown_words(text: str) -> float:
+    """The share of words the dictionary does not know (names left out)."""
+    names = set(names_in(text))
+    words = [t.lower() for t in _tokens(text) if t not in names]
+    if not words:
+        return 0.0
+    unknown = _speller().unknown(words)
+    return sum(w in unknown for w in words) / len(words)
+
+
+def unfinished(text: str) -> float:
+    """1 when the text stops inside a sentence."""
+    return 0.0 if _SENTENCE_END.search(text.strip()) else 1.0
+
+
+def repeated_ngrams(text: str, n: int = 4) -> float:
+    """The share of word n-grams that repeat an earlier one: loops score high."""
+    words = [t.lower() for t in _tokens(text)]
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
+
+
+def unbalanced_quotes(text: str) -> float:
+    return float(text.count('"') % 2)
+
+
+def new_names(text: str, beginning: str | None) -> float:
+    """The share of the continuation's name mentions that are names it brings in: with a
+    beginning, names the beginning did not have; without, names first met in the story's second
+    half (a hero renamed mid-story)."""
+    if beginning is not None:
+        before, after = set(names_in(beginning)), names_in(text[len(beginning):] if text.startswith(beginning)
+                                                         else text)
+    else:
+        parts = sentences(text)
+        half = len(parts) // 2
+        before, after = set(names_in(" ".join(parts[:half]))), names_in(" ".join(parts[half:]))
+    if not after or not before:
+        return 0.0
+    return sum(n not in before for n in after) / len(after)
+
+
+def pronoun_mismatch(text: str) -> float:
+    """Where a sentence names exactly one character of known gender and the next sentence starts
+    with a gendered pronoun, the share of those pronouns of the other gender."""
+    genders, checked, wrong = name_genders(), 0, 0
+    parts = sentences(text)
+    for prev, cur in zip(parts, parts[1:]):
+        named = {genders[t] for t in _tokens(prev) if genders.get(t)}
+        toks = _tokens(cur)
+        if len(named) != 1 or not toks or toks[0].lower() not in GENDERED:
+            continue
+        others = [t for t in _tokens(prev) if t.lower() in GENDERED]  # a second person in play
+        if any(GENDERED[t.lower()] != next(iter(named)) for t in others):
+            continue
+        checked += 1
+        wrong += GENDERED[toks[0].lower()] != next(iter(named))
+    return wrong / checked if checked else 0.0
+
+
+CHECKS = ("unknown_words", "unfinished", "repeated_ngrams", "unbalanced_quotes", "new_names", "pronoun_mismatch")
+
+
+def check_story(text: str, beginning: str | None = None) -> dict:
+    """Every check of one story (or of a continuation of `beginning`, which `text` starts with)."""
+    return {"words": len(_tokens(text)), "unknown_words": unknown_words(text), "unfinished": unfinished(text),
+            "repeated_ngrams": repeated_ngrams(text), "unbalanced_quotes": unbalanced_quotes(text),
+            "new_names": new_names(text, beginning), "pronoun_mismatch": pronoun_mismatch(text)}
