@@ -185,7 +185,7 @@ def test_prompts_name_the_plan():
     p = st.prompt
     assert f'"{st.plan.verb}"' in p and f'"{st.plan.noun}"' in p and f'"{st.plan.adjective}"' in p
     for f in stories.FEATURES:
-        assert (stories._FEATURE_TEXT[f] in p) == (f in st.plan.features)
+        assert (stories.FEATURE_TEXT[f] in p) == (f in st.plan.features)
 
 
 def run_cli(*args):

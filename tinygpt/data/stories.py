@@ -149,9 +149,11 @@ def _characters(rng: random.Random, noun_row) -> tuple[Character, Character, Cha
     return hero, friend, parent
 
 
-def _plan(rng: random.Random):
+def draw_plan(rng: random.Random, feature_weights=(15, 35, 30, 20)):
+    """A plan's word rows (verb, noun, adjective) and 0-3 features (how many by
+    `feature_weights`), from `rng`."""
     verb, noun, adj = rng.choice(W.VERBS), rng.choice(W.NOUNS), rng.choice(W.ADJECTIVES)
-    k = rng.choices((0, 1, 2, 3), weights=(15, 35, 30, 20))[0]
+    k = rng.choices((0, 1, 2, 3), weights=feature_weights)[0]
     features = tuple(sorted(rng.sample(FEATURES, k), key=FEATURES.index))
     return verb, noun, adj, features
 
@@ -290,7 +292,7 @@ def _compose(rng: random.Random, c: dict, features: tuple[str, ...], obj_kind: s
 def generate_story(seed: int = 0, index: int = 0) -> Story:
     """Story number `index` of the stream for `seed` (independent of how many are generated)."""
     rng = random.Random(f"tinygpt-stories:{seed}:{index}")
-    verb, noun, adj, features = _plan(rng)
+    verb, noun, adj, features = draw_plan(rng)
     hero, friend, parent = _characters(rng, noun)
     c = _context(rng, verb, noun, adj, hero, friend, parent)
     obj_kind = noun[2] if noun[2] in OBJECT_KINDS else None
@@ -311,7 +313,7 @@ def generate(count: int, seed: int = 0, start: int = 0) -> Iterator[Story]:
         yield generate_story(seed, i)
 
 
-_FEATURE_TEXT = {
+FEATURE_TEXT = {  # each feature as a request to an LLM says it
     "dialogue": "the story should have at least one line of dialogue",
     "bad ending": "the story should have a sad or bad ending",
     "moral value": "the story should teach a lesson or a moral value",
@@ -329,7 +331,7 @@ def story_prompt(plan: StoryPlan) -> str:
         f'adjective "{plan.adjective}".'
     )
     if plan.features:
-        text += " Features: " + "; ".join(_FEATURE_TEXT[f] for f in plan.features) + "."
+        text += " Features: " + "; ".join(FEATURE_TEXT[f] for f in plan.features) + "."
     return text + " Keep the words simple!"
 
 

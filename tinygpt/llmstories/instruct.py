@@ -10,7 +10,6 @@ import random
 import re
 
 _SENTENCE = re.compile(r"[^.!?\n]*[.!?]+[\"']?")
-FIELD_NAMES = ("Features", "Words", "Summary", "Sentence")
 
 SUMMARY_REQUEST = "Summarize the following story in one short sentence, using simple words.\n\nStory:\n{story}"
 

@@ -10,17 +10,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from tinygpt.data import story_words as W
-from tinygpt.data.stories import FEATURES
-
-FEATURE_TEXT = {
-    "dialogue": "the story should contain at least one line of dialogue",
-    "bad ending": "the story should have a bad or sad ending",
-    "moral value": "the story should teach a moral value",
-    "plot twist": "something unexpected should happen, a plot twist",
-    "foreshadowing": "an early hint should point to something that happens later",
-    "conflict": "the story should have a conflict that the characters work through",
-}
+from tinygpt.data.stories import FEATURE_TEXT, draw_plan
 
 DEFAULT_TEMPLATES = {
     "system": "You write short stories for small children.",
@@ -54,9 +44,7 @@ class Plan:
 def plan_for(seed: int, index: int) -> Plan:
     """Story `index`'s plan for `seed`: the same whatever else is asked for."""
     rng = random.Random(f"tinygpt-llm-stories:{seed}:{index}")
-    verb, noun, adj = rng.choice(W.VERBS), rng.choice(W.NOUNS), rng.choice(W.ADJECTIVES)
-    k = rng.choices((0, 1, 2, 3), weights=(25, 35, 25, 15))[0]
-    features = tuple(sorted(rng.sample(FEATURES, k), key=FEATURES.index))
+    verb, noun, adj, features = draw_plan(rng, feature_weights=(25, 35, 25, 15))  # more plain stories
     forms = {verb[0]: _verb_forms(verb), noun[0]: _noun_forms(noun), adj[0]: _adjective_forms(adj[0])}
     return Plan(index, verb[0], noun[0], adj[0], features, forms)
 
