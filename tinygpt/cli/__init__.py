@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tinygpt.cli import data, demo, export, generation, serve, tokenizer, training
+from tinygpt.cli import data, demo, export, generation, grade, serve, tokenizer, training
 from tinygpt.runlock import RunInUseError
 
 # in the order `tinygpt --help` lists them
-GROUPS = (tokenizer, data, training, generation, serve, export, demo)
+GROUPS = (tokenizer, data, training, generation, grade, serve, export, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

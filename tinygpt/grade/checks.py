@@ -10,6 +10,7 @@ import functools
 import re
 
 from tinygpt.data import story_words as W
+from tinygpt.grade import coherence
 
 _TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s*$")
@@ -113,11 +114,29 @@ def pronoun_mismatch(text: str) -> float:
     return wrong / checked if checked else 0.0
 
 
-CHECKS = ("unknown_words", "unfinished", "repeated_ngrams", "unbalanced_quotes", "new_names", "pronoun_mismatch")
+CHECKS = {
+    "unknown_words": "share of words the English dictionary does not know (names left out)",
+    "unfinished": "1 when the story stops inside a sentence",
+    "repeated_ngrams": "share of word 4-grams that repeat an earlier one (loops)",
+    "unbalanced_quotes": "1 when a quotation mark is left open",
+    "broken_grammar": "impossible word pairs per 100 words ('the was', 'she happy', 'a apple'): dropped words",
+    "new_names": "share of name mentions that bring in a character from nowhere (not in the beginning)",
+    "pronoun_mismatch": "share of checkable he/she that disagree with the one character just named",
+    "introduced_late": "share of order cues out of place ('Once upon a time' late, 'named X' after X): shuffling",
+    "split_sentence": "1 when the continuation abandons the sentence the beginning stopped in",
+}
+
+
+def continuation_start(text: str, beginning: str | None) -> int | None:
+    """Where the continuation starts in `text` (None without a beginning it starts with)."""
+    return len(beginning) if beginning is not None and text.startswith(beginning) else None
 
 
 def check_story(text: str, beginning: str | None = None) -> dict:
-    """Every check of one story (or of a continuation of `beginning`, which `text` starts with)."""
+    """Every check of one story (or of a continuation of `beginning`, which `text` starts with),
+    plus its word count; see `CHECKS` for what each measures (0 is clean for every one)."""
     return {"words": len(_tokens(text)), "unknown_words": unknown_words(text), "unfinished": unfinished(text),
             "repeated_ngrams": repeated_ngrams(text), "unbalanced_quotes": unbalanced_quotes(text),
-            "new_names": new_names(text, beginning), "pronoun_mismatch": pronoun_mismatch(text)}
+            "broken_grammar": coherence.broken_grammar(text), "new_names": new_names(text, beginning),
+            "pronoun_mismatch": pronoun_mismatch(text), "introduced_late": coherence.introduced_late(text),
+            "split_sentence": coherence.split_sentence(text, continuation_start(text, beginning))}
