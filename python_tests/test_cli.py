@@ -103,7 +103,7 @@ def test_stories_out_that_is_a_directory(tmp_path, capsys):
 def test_demo_errors_name_the_flags(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--stories", "5"]) == 1
     err = capsys.readouterr().err
-    assert "--minutes must be > 0, --stories >= 10 and --samples >= 0" in err, err
+    assert "--minutes must be > 0, --stories >= 10, --samples >= 0 and --grade-samples >= 0" in err, err
     (tmp_path / "file").write_text("x")
     assert main(["demo", "--out", str(tmp_path / "file")]) == 1
     assert f"--out {tmp_path / 'file'} is not a directory" in capsys.readouterr().err

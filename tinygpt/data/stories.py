@@ -124,15 +124,24 @@ class _Writer:
         return out
 
 
+# Real TinyStories reuses a few names (Lily, Tom, Ben, ...) in most stories; a small model learns
+# to carry a story's names through it sooner when most stories draw from a few common ones.
+COMMON_NAMES, COMMON_SHARE = 6, 0.8
+
+
+def _name(rng: random.Random, names: tuple[str, ...]) -> str:
+    return rng.choice(names[:COMMON_NAMES] if rng.random() < COMMON_SHARE else names)
+
+
 def _characters(rng: random.Random, noun_row) -> tuple[Character, Character, Character]:
     def child(role, gender=None):
         gender = gender or rng.choice("fm")
-        return Character(rng.choice(W.GIRL_NAMES if gender == "f" else W.BOY_NAMES),
+        return Character(_name(rng, W.GIRL_NAMES if gender == "f" else W.BOY_NAMES),
                          "girl" if gender == "f" else "boy", gender, role)
 
     def animal(role, kind=None):
         kind = kind or rng.choice(_NOUNS["animal"])[0]
-        return Character(rng.choice(W.PET_NAMES), kind, rng.choice("fm"), role)
+        return Character(_name(rng, W.PET_NAMES), kind, rng.choice("fm"), role)
 
     if noun_row[2] == "animal":
         if rng.random() < 0.4:
@@ -143,8 +152,8 @@ def _characters(rng: random.Random, noun_row) -> tuple[Character, Character, Cha
         hero = child("hero") if rng.random() < 0.7 else animal("hero")
         friend = child("friend") if rng.random() < 0.5 else animal("friend")
     while friend.name == hero.name:
-        friend.name = rng.choice(W.PET_NAMES if friend.kind not in ("girl", "boy") else
-                                 W.GIRL_NAMES if friend.gender == "f" else W.BOY_NAMES)
+        friend.name = _name(rng, W.PET_NAMES if friend.kind not in ("girl", "boy") else
+                            W.GIRL_NAMES if friend.gender == "f" else W.BOY_NAMES)
     parent = Character("Mom", "mom", "f", "parent") if rng.random() < 0.6 else Character("Dad", "dad", "m", "parent")
     return hero, friend, parent
 
@@ -285,8 +294,30 @@ def _compose(rng: random.Random, c: dict, features: tuple[str, ...], obj_kind: s
     for _ in range(rng.choice((1, 2, 2, 3, 3))):  # a few details, never first in a paragraph
         para = rng.choice((p1, p2, p2, p3))
         para.insert(rng.randint(1, len(para)), s(DETAIL))
-    paras = [p for p in (p1, p2, p3, p4) if p]
-    return "\n".join(" ".join(x for x in p if x) for p in paras)
+    paras = [_pronouns_for_names(rng, c, [x for x in p if x]) for p in (p1, p2, p3, p4) if p]
+    return "\n".join(" ".join(p) for p in paras)
+
+
+# How often a sentence that would start with the name of the character the sentence before was
+# about says "she"/"he" instead, as stories do: a name is said when it is needed, so a model
+# sees each character named fewer times, and always the same way.
+PRONOUN_SHARE = 0.6
+
+
+def _pronouns_for_names(rng: random.Random, c: dict, sentences: list[str]) -> list[str]:
+    who = ((c["A"], c["A_He"], c["B"]), (c["B"], c["B_He"], c["A"]))
+    out = sentences[:1]
+    for prev, cur in zip(sentences, sentences[1:]):
+        for name, pron, other in who:
+            m = re.match(rf"((?:[A-Z][a-z]+(?: [a-z]+)*, )?){re.escape(name)} (?=[a-z])(?!and )", cur)
+            about_prev = re.search(rf"\b({re.escape(name)}|{pron}|{pron.lower()})\b", prev)
+            clear = other not in prev and other not in cur  # "she" could not mean the other one
+            if m and about_prev and clear and rng.random() < PRONOUN_SHARE:
+                lead = m.group(1)
+                cur = f"{lead}{pron.lower() if lead else pron} {cur[m.end():]}"
+                break
+        out.append(cur)
+    return out
 
 
 def generate_story(seed: int = 0, index: int = 0) -> Story:

@@ -1,16 +1,15 @@
 """Offline checks of one story, each a number (0 is clean): words that are not English (the
 pyspellchecker dictionary), an unfinished last sentence, n-gram loops, unbalanced quotes, names
 that appear late from nowhere, and pronouns that disagree with the one character they can refer
-to. `check_story(text, beginning=None)` returns them all; with a beginning, the checks about
-names compare the continuation with the characters the beginning set up."""
+to; `coherence` adds broken word pairs, story order and the cut sentence. `check_story(text,
+beginning=None)` returns them all; with a beginning, the checks about names compare the
+continuation with the characters the beginning set up."""
 
 from __future__ import annotations
 
-import functools
 import re
 
-from tinygpt.data import story_words as W
-from tinygpt.grade import coherence
+from tinygpt.grade import coherence, lexicon
 
 _TOKEN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s*$")
@@ -18,20 +17,8 @@ _SENTENCES = re.compile(r"[^.!?]+(?:[.!?]+[\"']?|$)")
 GENDERED = {"he": "m", "him": "m", "his": "m", "himself": "m", "she": "f", "her": "f", "hers": "f", "herself": "f"}
 
 
-@functools.lru_cache(maxsize=1)
-def _speller():
-    from spellchecker import SpellChecker
-
-    return SpellChecker()
-
-
-@functools.lru_cache(maxsize=1)
-def name_genders() -> dict[str, str]:
-    """The child vocabulary's names: girls' 'f', boys' 'm', pets' '' (either)."""
-    out = {n: "" for n in W.PET_NAMES}
-    out.update({n: "f" for n in W.GIRL_NAMES})
-    out.update({n: "m" for n in W.BOY_NAMES})
-    return out
+_speller = lexicon.speller
+name_genders = lexicon.name_genders
 
 
 def sentences(text: str) -> list[str]:
@@ -80,20 +67,33 @@ def unbalanced_quotes(text: str) -> float:
     return float(text.count('"') % 2)
 
 
+_INTRODUCED = re.compile(r"\b(?:named|called|friend|brother|sister|cousin|dog|cat|puppy|kitten|bird|pet)\s+"
+                         r"([A-Z][a-z]+)")
+
+
+def introduced(text: str) -> set[str]:
+    """Names a story brings in properly: "a dog named Rex", "her friend Tom"."""
+    return set(_INTRODUCED.findall(text))
+
+
 def new_names(text: str, beginning: str | None) -> float:
-    """The share of the continuation's name mentions that are names it brings in: with a
+    """The share of the continuation's name mentions that are characters from nowhere: with a
     beginning, names the beginning did not have; without, names first met in the story's second
-    half (a hero renamed mid-story)."""
+    half (a hero renamed mid-story). A name the continuation introduces ("a girl named Amy")
+    and its later mentions do not count."""
     if beginning is not None:
-        before, after = set(names_in(beginning)), names_in(text[len(beginning):] if text.startswith(beginning)
-                                                         else text)
+        rest = text[len(beginning):] if text.startswith(beginning) else text
+        before = set(names_in(beginning))
     else:
         parts = sentences(text)
         half = len(parts) // 2
-        before, after = set(names_in(" ".join(parts[:half]))), names_in(" ".join(parts[half:]))
+        rest = " ".join(parts[half:])
+        before = set(names_in(" ".join(parts[:half])))
+    after = names_in(rest)
     if not after or not before:
         return 0.0
-    return sum(n not in before for n in after) / len(after)
+    met = introduced(rest)
+    return sum(n not in before and n not in met for n in after) / len(after)
 
 
 def pronoun_mismatch(text: str) -> float:

@@ -13,6 +13,7 @@ import functools
 import re
 
 from tinygpt.data import story_words as W
+from tinygpt.grade import lexicon
 
 # Closed word classes: small, fixed sets of English grammar words, not a dictionary.
 DETERMINERS = frozenset("the a an my your our their its every".split())
@@ -204,9 +205,14 @@ def split_sentence_span(story: str, cut: int) -> tuple[int, int] | None:
         return (start, cut + first.end()) if needs_more and word in ".!?" else None
     starts = {a for _, a, _ in _sentence_starts(head, pieces)}
     names = {w for w, a, _ in pieces if w[0].isupper() and a not in starts}
-    if word[0].isupper() and word != "I" and word not in names:
+    if word[0].isupper() and word != "I" and word not in names and _common_word(word):
         return (start, cut + first.end())
     return None
+
+
+def _common_word(word: str) -> bool:
+    """A capitalised word that is not a name ("The", "One"): it starts a new sentence."""
+    return word.lower() not in _NAMES and not lexicon.speller().unknown([word.lower()])
 
 
 def split_sentence(story: str, cut: int | None) -> float:

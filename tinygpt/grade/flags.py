@@ -35,8 +35,11 @@ def new_name_spans(text: str, cut: int | None) -> list[dict]:
     before = set(K.names_in(text[:cut]))
     if not before:
         return []
-    return [_span(cut + m.start(), cut + m.end(), "new_names", f"'{m.group(0)}' was not in the story before")
-            for m in _words(text[cut:]) if m.group(0) in set(K.names_in(text[cut:])) and m.group(0) not in before]
+    rest = text[cut:]
+    names, met = set(K.names_in(rest)), K.introduced(rest)
+    return [_span(cut + m.start(), cut + m.end(), "new_names", f"'{m.group(0)}' comes from nowhere: not in the "
+                  "story before, nor introduced") for m in _words(rest)
+            if m.group(0) in names and m.group(0) not in before and m.group(0) not in met]
 
 
 def pronoun_spans(text: str) -> list[dict]:

@@ -130,7 +130,7 @@ def grade(runs=(), stories=(), *, beginnings: list[str], beginnings_label: str, 
         raise ValueError("nothing to grade: give --run RUN or --stories FILE")
     result = {"format": FORMAT, "version": VERSION,
               "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "settings": settings.public(beginnings_label), "checks": {**CHECKS, **scoring.NOVELTY},
+              "settings": settings.public(beginnings_label), "checks": {**CHECKS, **scoring.KEPT, **scoring.NOVELTY},
               "scores_higher_better": list(scoring.HIGHER_BETTER), "runs": entries}
     if out is not None:
         write(result, Path(out))

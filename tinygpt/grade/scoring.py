@@ -10,8 +10,9 @@ from tinygpt.grade.diversity import diversity
 from tinygpt.grade.flags import flag_spans
 
 # scores where more is better; every check (0 is clean) and the novelty figures are the other way
-HIGHER_BETTER = ("distinct_1", "distinct_2", "distinct_3", "child_words", "judge_grammar", "judge_creativity",
+HIGHER_BETTER = ("names_kept", "distinct_1", "distinct_2", "distinct_3", "child_words", "judge_grammar", "judge_creativity",
                  "judge_consistency", "judge_plot")
+KEPT = {"names_kept": "share of stories that bring in no name from nowhere (new_names is 0)"}
 NOVELTY = {"novelty_span": "longest run of tokens shared with a training story (capped at the index depth)",
            "novelty_overlap": "share of the story's token 4-grams found in its closest training story"}
 
@@ -62,6 +63,7 @@ def _spread(values: list[float]) -> dict:
 def run_scores(items: list[dict]) -> dict:
     """Mean, spread and count of every per-story score over a run's stories."""
     scores = {name: _spread([it["checks"].get(name) for it in items]) for name in CHECKS}
+    scores["names_kept"] = _spread([float(it["checks"]["new_names"] == 0) for it in items])
     if any(it["novelty"] for it in items):
         scores["novelty_span"] = _spread([it["novelty"]["span"] for it in items if it["novelty"]])
         scores["novelty_overlap"] = _spread([it["novelty"]["overlap"] for it in items if it["novelty"]])
