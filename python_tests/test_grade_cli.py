@@ -37,7 +37,7 @@ def test_a_run_is_graded_and_its_completions_are_generate_s(serve_run, tmp_path)
         assert set(g["checks"]) >= set(c["checks"]) - {"words"}
         assert c["novelty"]["span"] >= 1 and 0 <= c["novelty"]["overlap"] <= 1
         assert all(0 <= s["start"] < s["end"] <= len(c["story"]) for s in c["spans"])
-        # sequence i draws with seed + i: the same text as `tinygpt generate --seed` for it
+    for c in (items[0], items[-1]):  # sequence i draws with seed + i: `tinygpt generate --seed` for it
         gen = subprocess.run(cli_args("generate", "--run", serve_run, "--prompt", BEGINNINGS[c["beginning_index"]],
                                       "--seed", c["seed"], "--max-new-tokens", 30, "--temperature", 1, "--top-p", 1,
                                       "--dtype", "fp32", "--json"), capture_output=True, text=True, env=ENV, cwd=CWD)

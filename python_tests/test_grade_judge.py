@@ -145,7 +145,8 @@ def test_grades_retries_and_failures_against_the_stub(tmp_path):
     assert s["assessments"] == len(items) and s["scores"] == sum(w["attempts"] for w in wants)
     assert s["with_schema"] == s["scores"] and s.get("rejected_schema", 0) == 0 and s["models"] == 1
     summary = summarize(results)
-    assert summary["failures"] == 1 and summary["judged"] == len(items) - 1
+    failing = sum("error" in w for w in wants)  # the bad item, and any story the stub's rule never answers well
+    assert failing >= 1 and summary["failures"] == failing and summary["judged"] == len(items) - failing
     good = [r for r in results if "error" not in r]
     assert summary["grammar"]["n"] == len(good)
     assert summary["grammar"]["mean"] == pytest.approx(sum(r["grammar"] for r in good) / len(good))
