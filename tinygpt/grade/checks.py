@@ -96,22 +96,28 @@ def new_names(text: str, beginning: str | None) -> float:
     return sum(n not in before and n not in met for n in after) / len(after)
 
 
+def checked_pronouns(text: str) -> list[tuple[re.Match, str]]:
+    """Each sentence-initial he/she that follows a sentence naming exactly one character of
+    known gender (and no pronoun of the other gender), with that character's gender."""
+    genders, out = name_genders(), []
+    spans = [(m.start(), m.end()) for m in _SENTENCES.finditer(text) if m.group(0).strip()]
+    for (a0, b0), (a1, b1) in zip(spans, spans[1:]):
+        prev = _tokens(text[a0:b0])
+        named = {genders[t] for t in prev if genders.get(t)}
+        first = _TOKEN.search(text, a1, b1)
+        if len(named) != 1 or first is None or first.group(0).lower() not in GENDERED:
+            continue
+        gender = next(iter(named))
+        if all(GENDERED[t.lower()] == gender for t in prev if t.lower() in GENDERED):  # no second person in play
+            out.append((first, gender))
+    return out
+
+
 def pronoun_mismatch(text: str) -> float:
-    """Where a sentence names exactly one character of known gender and the next sentence starts
-    with a gendered pronoun, the share of those pronouns of the other gender."""
-    genders, checked, wrong = name_genders(), 0, 0
-    parts = sentences(text)
-    for prev, cur in zip(parts, parts[1:]):
-        named = {genders[t] for t in _tokens(prev) if genders.get(t)}
-        toks = _tokens(cur)
-        if len(named) != 1 or not toks or toks[0].lower() not in GENDERED:
-            continue
-        others = [t for t in _tokens(prev) if t.lower() in GENDERED]  # a second person in play
-        if any(GENDERED[t.lower()] != next(iter(named)) for t in others):
-            continue
-        checked += 1
-        wrong += GENDERED[toks[0].lower()] != next(iter(named))
-    return wrong / checked if checked else 0.0
+    """Of the checkable pronouns (`checked_pronouns`), the share of the other gender."""
+    checked = checked_pronouns(text)
+    wrong = sum(GENDERED[m.group(0).lower()] != g for m, g in checked)
+    return wrong / len(checked) if checked else 0.0
 
 
 CHECKS = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import re
 
-from tinygpt.data import story_words as W
 from tinygpt.grade import lexicon
 
 # Closed word classes: small, fixed sets of English grammar words, not a dictionary.
@@ -57,7 +56,7 @@ def _bad_pair(a: str, b: str) -> bool:
     return False
 
 
-_NAMES = frozenset(n.lower() for n in W.GIRL_NAMES + W.BOY_NAMES + W.PET_NAMES)
+_NAMES = frozenset(n.lower() for n in lexicon.name_genders())
 # quantifiers the lexicon calls adjectives or nouns that may follow a subject ("they all")
 _AFTER_SUBJECT = frozenset("all both each alone together too".split())
 # prepositions that never end a sentence (unlike "in", "to": "come in.", "how to.")

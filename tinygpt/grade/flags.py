@@ -44,19 +44,8 @@ def new_name_spans(text: str, cut: int | None) -> list[dict]:
 
 def pronoun_spans(text: str) -> list[dict]:
     """The sentence-initial he/she that disagrees with the one character the sentence before named."""
-    genders, out = K.name_genders(), []
-    spans = [(m.start(), m.end()) for m in K._SENTENCES.finditer(text) if m.group(0).strip()]
-    for (a0, b0), (a1, b1) in zip(spans, spans[1:]):
-        named = {genders[t] for t in K._tokens(text[a0:b0]) if genders.get(t)}
-        first = K._TOKEN.search(text, a1, b1)
-        if len(named) != 1 or first is None or first.group(0).lower() not in K.GENDERED:
-            continue
-        others = [t for t in K._tokens(text[a0:b0]) if t.lower() in K.GENDERED]
-        gender = next(iter(named))
-        if all(K.GENDERED[t.lower()] == gender for t in others) and K.GENDERED[first.group(0).lower()] != gender:
-            out.append(_span(first.start(), first.end(), "pronoun_mismatch",
-                             f"'{first.group(0)}' after a {'girl' if gender == 'f' else 'boy'} was named"))
-    return out
+    return [_span(m.start(), m.end(), "pronoun_mismatch", f"'{m.group(0)}' after a {'girl' if g == 'f' else 'boy'} "
+                  "was named") for m, g in K.checked_pronouns(text) if K.GENDERED[m.group(0).lower()] != g]
 
 
 def repeat_spans(text: str, n: int = 4) -> list[dict]:

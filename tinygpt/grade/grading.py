@@ -5,6 +5,7 @@ grade.json and grade.html."""
 from __future__ import annotations
 
 import datetime
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,10 +42,10 @@ class GradeSettings:
 
 def _run_facts(run: Path) -> dict:
     """What the report shows of a run: its size, training tokens and time, and held-out bpb."""
-    import json
+    from tinygpt.training.rundir import SUMMARY_FILE
 
     facts = {"params": None, "train_tokens": None, "train_seconds": None, "bpb": None}
-    summary = run / "summary.json"
+    summary = run / SUMMARY_FILE
     if summary.is_file():
         s = json.loads(summary.read_text())
         facts.update(params=s.get("params"), train_tokens=s.get("tokens_seen"), train_seconds=s.get("elapsed_s"),

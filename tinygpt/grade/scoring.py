@@ -79,11 +79,11 @@ def run_diversity(items: list[dict]) -> dict:
 
 
 def judge_summary(items: list[dict]) -> dict | None:
+    """The judge's age groups and failures over a run (`judge.summarize`), None without a judge."""
     verdicts = [it["judge"] for it in items if it["judge"] is not None]
     if not verdicts:
         return None
-    groups: dict[str, int] = {}
-    for v in verdicts:
-        if "age_group" in v:
-            groups[v["age_group"]] = groups.get(v["age_group"], 0) + 1
-    return {"age_groups": dict(sorted(groups.items())), "failures": sum("error" in v for v in verdicts)}
+    from tinygpt.grade.judge import summarize
+
+    s = summarize(verdicts)
+    return {"age_groups": {g: n for g, n in s["age_groups"].items() if n}, "failures": s["failures"]}
